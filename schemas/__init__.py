@@ -1,0 +1,1 @@
+"""Avro schemas (``avro/*.avsc``), the topic catalog, and the Confluent-framed codec."""

@@ -1,0 +1,35 @@
+"""``ebi stack up | down | status``."""
+
+from __future__ import annotations
+
+import argparse
+
+from streams.settings import Settings
+from streams.stack import Stack
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=["up", "down", "status"])
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    stack = Stack(settings)
+    if args.action == "up":
+        stack.up()
+        for status in stack.status():
+            print(status.line())
+        return 0
+    if args.action == "down":
+        stopped = stack.down()
+        print("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+        left = stack.leftover_processes()
+        if left:
+            print("still running: " + ", ".join(left))
+            return 1
+        return 0
+    statuses = stack.status()
+    for status in statuses:
+        print(status.line())
+    running = [s.name for s in statuses if s.managed and s.running]
+    print("local processes: " + (", ".join(running) if running else "none running"))
+    return 0

@@ -1,0 +1,29 @@
+"""Apicurio Registry (placeholder until the build is settled)."""
+from __future__ import annotations
+from streams.settings import Settings
+from streams.stack.process import ManagedProcess
+
+
+class Registry:
+    name = "registry"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.proc = ManagedProcess("registry", settings.run_dir, settings.log_dir / "registry.log", marker="apicurio")
+
+    @property
+    def managed(self) -> bool:
+        return False
+
+    @property
+    def address(self) -> str:
+        return self.settings.registry_url
+
+    def healthy(self) -> bool:
+        return False
+
+    def up(self) -> None:
+        pass
+
+    def down(self) -> bool:
+        return False
