@@ -41,6 +41,14 @@ class ManagedProcess:
     def running(self) -> bool:
         return self.pid() is not None
 
+    def alive(self) -> bool:
+        """Whether the pid in the pid file is alive, marker or not (just after start the
+        child may not have exec'd its command line yet)."""
+        try:
+            return _alive(int(self.pid_file.read_text().strip()))
+        except (OSError, ValueError):
+            return False
+
     def start(self, argv: Sequence[str], env: dict[str, str] | None = None,
               cwd: Path | None = None) -> int:
         """Start the process in its own session so that a Ctrl-C of the caller spares it;
@@ -53,6 +61,9 @@ class ManagedProcess:
                 start_new_session=True, env=env, cwd=cwd,
             )
         self.pid_file.write_text(f"{proc.pid}\n")
+        deadline = time.monotonic() + 5  # until the child has exec'd its command line
+        while time.monotonic() < deadline and proc.poll() is None and not self.running():
+            time.sleep(0.01)
         return proc.pid
 
     def stop(self, timeout: float = 30.0) -> bool:
@@ -171,7 +182,7 @@ def wait_until(check: Callable[[], bool], timeout: float, what: str,
     while time.monotonic() < deadline:
         if check():
             return
-        if proc is not None and not proc.running():
+        if proc is not None and not proc.alive():
             raise StackError(f"{what}: the process exited during start-up; last log lines "
                              f"({proc.log_file}):\n{proc.tail()}")
         time.sleep(0.3)

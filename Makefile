@@ -1,0 +1,62 @@
+# ebi — every target installs what it needs. `make help` lists them.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DURATION ?= 60
+RATE ?= 2000
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+venv: $(STAMP) ## create the virtualenv and install ebi with its dev tools
+
+system-deps: ## install system packages the tests need (Debian: clickhouse-server, prometheus)
+	@bash deploy/system-deps.sh
+
+run: venv ## the main job: stack up, worker + sink + simulator with live progress (DURATION=s, RATE=readings/s)
+	$(BIN)/ebi run --duration $(DURATION) --rate $(RATE)
+
+test: venv system-deps ## what CI runs: ruff, mypy, unit and integration tests, promtool rule tests
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/integration -q -x $(PYTEST_ARGS)
+	bash deploy/prometheus/test-rules.sh
+
+check: test ## the same as CI: make test
+
+unit: venv ## unit tests only (no services)
+	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+
+integration: venv system-deps ## integration tests only (starts real Kafka, Apicurio, ClickHouse)
+	$(BIN)/pytest tests/integration -q $(PYTEST_ARGS)
+
+lint: venv ## ruff and mypy
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: venv system-deps ## benchmarks against a baseline in the same run -> bench/results/latest.json
+	$(BIN)/python -m bench
+
+stack-up: venv ## start the local stack (ebi stack up)
+	$(BIN)/ebi stack up
+
+stack-down: venv ## stop the local stack (ebi stack down)
+	$(BIN)/ebi stack down
+
+clean: ## stop the stack and remove var/ (all local data)
+	-@test -x $(BIN)/ebi && $(BIN)/ebi stack down
+	rm -rf var
+
+.PHONY: help venv system-deps run test check unit integration lint bench stack-up stack-down clean

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the integration tests and the benchmark use, when missing:
+# clickhouse-server (a real server next to the embedded chdb) and prometheus (promtool, and a
+# real Prometheus for the alerting test). Java 17+ and Maven are checked by `ebi stack`.
+set -euo pipefail
+need=()
+command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
+command -v mvn >/dev/null 2>&1 || need+=(maven)
+[ ${#need[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+  echo "system-deps: missing ${need[*]}; install them as root: apt-get install ${need[*]}" >&2
+  exit 1
+fi
+echo "system-deps: installing ${need[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null
+apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
+# The Debian package may start a system service on its default ports; ebi runs its own.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now clickhouse-server prometheus >/dev/null 2>&1 || true; fi
+pkill -f '/usr/bin/prometheus --' >/dev/null 2>&1 || true

@@ -1,0 +1,91 @@
+"""Prometheus metrics, built from an injected registry: ``Metrics.create(CollectorRegistry())``.
+
+Labels are bounded: topic, record type, reason code, alert type, kind, stage, region
+(province, 2 digits) and partition. No per-sensor, per-gateway or per-event labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
+INSERT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+@dataclass(frozen=True)
+class Metrics:
+    registry: CollectorRegistry
+    records_in: Counter          # topic, type: Kafka messages consumed
+    readings_in: Counter         # readings inside telemetry envelopes
+    records_out: Counter         # topic, type: messages produced
+    rejects: Counter             # topic, reason: dead letters by reason code
+    duplicates: Counter          # type: replays dropped
+    late_reports: Counter        # kind: telemetry / PRODUCTION_SAFETY / NATURAL_DISASTER
+    anomalies: Counter           # type: SPIKE, FLATLINE, OUTLIER, ALARM_L1, ...
+    alerts: Counter              # type
+    deadletter_writes: Counter   # stage: decode / validate / sink
+    processing_lag: Gauge        # topic: now - event time of the last processed record
+    gateways: Gauge              # state: online / offline
+    open_incidents: Gauge
+    reports_overdue: Gauge       # open incidents whose next report is overdue
+    sink_rows: Counter           # table
+    sink_batches: Counter        # table
+    sink_errors: Counter         # table, kind: transient / permanent
+    sink_retries: Counter        # table
+    sink_insert_seconds: Histogram  # table
+    sink_last_insert: Gauge      # table: unix time of the last successful insert
+    sink_paused: Gauge           # 1 while consumption is paused for backpressure
+    end_to_end_seconds: Histogram   # table: event time to row inserted
+    consumer_lag: Gauge          # group, topic, partition
+    build: Info
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
+        reg = registry if registry is not None else CollectorRegistry()
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=reg)
+
+        def gauge(name: str, doc: str, *labels: str) -> Gauge:
+            return Gauge(name, doc, labels, registry=reg)
+
+        return cls(
+            registry=reg,
+            records_in=counter("ebi_records_in", "Kafka messages consumed", "topic", "type"),
+            readings_in=counter("ebi_readings_in", "Sensor readings consumed inside envelopes"),
+            records_out=counter("ebi_records_out", "Kafka messages produced", "topic", "type"),
+            rejects=counter("ebi_rejects", "Inputs rejected to the dead letters", "topic",
+                            "reason"),
+            duplicates=counter("ebi_duplicates_dropped", "Replays dropped by deduplication",
+                               "type"),
+            late_reports=counter("ebi_late_reports", "Reports or readings flagged late",
+                                 "kind"),
+            anomalies=counter("ebi_anomalies", "Anomalies detected", "type"),
+            alerts=counter("ebi_alerts", "Alerts raised", "type"),
+            deadletter_writes=counter("ebi_deadletter_writes", "Dead letters written",
+                                      "stage"),
+            processing_lag=gauge("ebi_processing_lag_seconds",
+                                 "Now minus the event time of the last processed record",
+                                 "topic"),
+            gateways=gauge("ebi_gateways", "Gateways known to the worker by state", "state"),
+            open_incidents=gauge("ebi_open_incidents", "Incidents without a final report"),
+            reports_overdue=gauge("ebi_reports_overdue",
+                                  "Open incidents whose next report is overdue"),
+            sink_rows=counter("ebi_sink_rows", "Rows inserted into ClickHouse", "table"),
+            sink_batches=counter("ebi_sink_batches", "Insert batches", "table"),
+            sink_errors=counter("ebi_sink_errors", "Insert errors", "table", "kind"),
+            sink_retries=counter("ebi_sink_retries", "Insert retries", "table"),
+            sink_insert_seconds=Histogram("ebi_sink_insert_seconds", "Insert latency",
+                                          ["table"], buckets=INSERT_BUCKETS, registry=reg),
+            sink_last_insert=gauge("ebi_sink_last_insert_timestamp_seconds",
+                                   "Unix time of the last successful insert", "table"),
+            sink_paused=gauge("ebi_sink_paused", "1 while the sink pauses consumption"),
+            end_to_end_seconds=Histogram("ebi_end_to_end_seconds",
+                                         "Event time to row inserted", ["table"],
+                                         buckets=LATENCY_BUCKETS, registry=reg),
+            consumer_lag=gauge("ebi_consumer_lag_messages", "Messages behind the high "
+                               "watermark", "group", "topic", "partition"),
+            build=Info("ebi_build", "Build information", registry=reg),
+        )
