@@ -119,6 +119,8 @@ class AvroDeserializer:
         if body.tell() != len(data):
             raise DecodeError("TRAILING_BYTES", f"{where}: {len(data) - body.tell()} bytes left "
                               "after the record (wrong schema or corrupt message)")
+        if not isinstance(record, dict):  # pragma: no cover - schemas are records
+            raise DecodeError("INVALID_AVRO", f"{where}: not a record")
         return record, schema_id
 
 

@@ -42,7 +42,7 @@ class SchemaRegistry:
             if exc.http_status_code == 404:
                 raise KeyError(schema_id) from None
             raise
-        parsed = fastavro.parse_schema(json.loads(schema.schema_str), named_schemas={})
+        parsed = fastavro.parse_schema(json.loads(schema.schema_str or "null"), named_schemas={})
         with self._lock:
             self._by_id[schema_id] = parsed
         return parsed

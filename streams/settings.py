@@ -18,6 +18,7 @@ import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "EBI_"
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,8 @@ class Settings:
 
     def replace(self, **changes: object) -> Settings:
         _check_keys(changes, "replace()")
-        return dataclasses.replace(self, **{k: _coerce(k, v) for k, v in changes.items()})
+        coerced: dict[str, Any] = {k: _coerce(k, v) for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}

@@ -13,11 +13,11 @@ from streams.settings import SettingsError, load
 
 # subcommand -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
-    "stack": ("streams.cli.stack", "start, stop or inspect the local Kafka, registry and ClickHouse"),
+    "stack": ("streams.cli.stack", "start, stop or inspect the local Kafka, registry, ClickHouse"),
     "migrate": ("streams.cli.migrate", "create or upgrade the ClickHouse tables"),
     "schemas": ("streams.cli.schemas", "register the Avro schemas or check compatibility"),
     "publish": ("streams.cli.publish", "validate and publish a file of records"),
-    "simulate": ("streams.cli.simulate", "publish realistic simulated traffic with injected faults"),
+    "simulate": ("streams.cli.simulate", "publish realistic traffic with injected faults"),
     "worker": ("streams.cli.worker", "run the stream processors (faust worker)"),
     "sink": ("streams.cli.sink", "write the clean topics, alerts and dead letters to ClickHouse"),
     "query": ("streams.cli.query", "run SQL against ClickHouse and print the result"),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import uuid
+from typing import Any
 
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack.java import java_binary, resolve_classpath
@@ -18,8 +19,9 @@ def kafka_ready(bootstrap: str, timeout: float = 2.0) -> bool:
     from confluent_kafka.admin import AdminClient
 
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap, "socket.timeout.ms": int(timeout * 1000),
-                             "log_level": 0, "logger": _quiet})
+        config: dict[str, Any] = {"bootstrap.servers": bootstrap, "log_level": 0,
+                                  "socket.timeout.ms": int(timeout * 1000), "logger": _quiet}
+        admin = AdminClient(config)
         metadata = admin.list_topics(timeout=timeout)
         return bool(metadata.brokers)
     except Exception:

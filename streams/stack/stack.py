@@ -35,6 +35,8 @@ class ServiceStatus:
 
     def line(self) -> str:
         owner = "local" if self.managed else "external"
+        if self.address.startswith("chdb://"):
+            return f"{self.name:<11} {'embedded':<9} {'in-process (chdb)':<19} {self.address}"
         if self.healthy:
             state = "healthy"
         elif self.running:

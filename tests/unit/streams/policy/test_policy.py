@@ -47,6 +47,6 @@ def test_durations() -> None:
 def test_malformed_rule_is_named() -> None:
     with pytest.raises(PolicyError, match="deadline rule #1: missing key 'within'"):
         parse_policy({"deadline": [{"kind": "*", "stage": "INITIAL", "source": "x"}]})
-    with pytest.raises(PolicyError, match="metric.X"):
+    with pytest.raises(PolicyError, match=r"metric\.X"):
         parse_policy({"metric": {"X": {"unit": "PPM", "range": [5, 1], "alarm": [1, 2],
                                        "source": "s"}}})

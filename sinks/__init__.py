@@ -1,0 +1,1 @@
+"""Sinks: batched writers from the clean Kafka topics to stores (ClickHouse)."""

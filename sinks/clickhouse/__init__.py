@@ -1,0 +1,1 @@
+"""ClickHouse sink: tables generated from the Avro schemas, columnar inserts, replay-safe."""

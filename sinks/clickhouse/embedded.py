@@ -1,0 +1,129 @@
+"""Embedded ClickHouse through chdb: one session per process on a data directory.
+
+chdb lets one process at a time open a directory; a second one fails with
+"Cannot lock file .../status", which becomes :class:`StoreBusyError` with advice. Inserts go
+through a pyarrow table read by the ``Python()`` table function (columnar, no per-row text).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sinks.clickhouse.client import (
+    QueryResult,
+    StoreBusyError,
+    classify,
+    json_rows,
+    parse_version,
+)
+from sinks.clickhouse.config import ClickHouseConfig
+from sinks.clickhouse.schema import Features
+
+BUSY_ADVICE = ("the embedded ClickHouse store {path} is in use by another process{owner} (chdb "
+               "allows one process per data directory; during `make run` the sink owns it). "
+               "Stop that process (e.g. end the run), or run ClickHouse as a server and point "
+               "EBI_CLICKHOUSE_URL at it (clickhouse://host:port/db), then try again.")
+
+
+def store_owner(path: Path) -> str | None:
+    """If another process holds the chdb directory, a description of it (else None)."""
+    status = path / "status"
+    try:
+        fd = os.open(status, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        text = status.read_text(errors="replace")
+        pid = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                    if line.startswith("PID:")), "")
+        return f" (pid {pid})" if pid else ""
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
+def arrow_type(ch_type: str) -> Any:
+    """The pyarrow type to hand ClickHouse for a column of ``ch_type``."""
+    import pyarrow as pa
+
+    t = ch_type
+    for wrapper in ("LowCardinality(", "Nullable("):
+        if t.startswith(wrapper):
+            t = t[len(wrapper):-1]
+            return arrow_type(t)
+    if t.startswith("Array("):
+        return pa.list_(arrow_type(t[6:-1]))
+    if t.startswith("DateTime64"):
+        return pa.timestamp("ms", tz="UTC")
+    if t.startswith("DateTime"):
+        return pa.timestamp("s", tz="UTC")
+    return {"String": pa.string(), "Int32": pa.int32(), "Int64": pa.int64(),
+            "UInt8": pa.uint8(), "UInt16": pa.uint16(), "UInt32": pa.uint32(),
+            "UInt64": pa.uint64(), "Float32": pa.float32(), "Float64": pa.float64(),
+            "Int8": pa.int8(), "Int16": pa.int16()}[t]
+
+
+class ChdbBackend:
+    def __init__(self, config: ClickHouseConfig, create_database: bool = False) -> None:
+        from chdb import session
+
+        self.config = config
+        assert config.path is not None
+        config.path.mkdir(parents=True, exist_ok=True)
+        self._check_free(config.path)
+        try:
+            self.session = session.Session(str(config.path))
+        except Exception as exc:
+            self._check_free(config.path)
+            raise classify(exc, f"open {config.path}") from exc
+        self._closed = False
+        if create_database:
+            self.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
+        self.command(f"USE {config.database}")
+        version = self.query("SELECT version()").scalar()
+        self.features = Features.for_version(parse_version(str(version)))
+
+    @staticmethod
+    def _check_free(path: Path) -> None:
+        owner = store_owner(path)
+        if owner is not None:
+            raise StoreBusyError(BUSY_ADVICE.format(path=path, owner=owner))
+
+    def query(self, sql: str) -> QueryResult:
+        try:
+            result = self.session.query(sql, "JSONCompact")
+        except Exception as exc:
+            raise classify(exc, "query") from exc
+        return json_rows(result.data())
+
+    def command(self, sql: str) -> None:
+        try:
+            self.session.query(sql)
+        except Exception as exc:
+            raise classify(exc, sql.split("(")[0][:120]) from exc
+
+    def insert(self, table: str, columns: Mapping[str, Sequence[Any]],
+               types: Mapping[str, str]) -> None:
+        try:
+            import pyarrow as pa
+
+            ebi_batch = pa.table({n: pa.array(v, arrow_type(types[n]))
+                                  for n, v in columns.items()})
+            names = ", ".join(columns)
+            self.session.query(
+                f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(ebi_batch)")
+        except Exception as exc:
+            raise classify(exc, f"insert into {table}") from exc
+
+    def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.session.close()

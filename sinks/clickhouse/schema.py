@@ -1,0 +1,229 @@
+"""ClickHouse tables generated from the Avro schemas.
+
+Each Avro field becomes a column (nested records are flattened with a ``parent_`` prefix, an
+array of records can be exploded into one row per item). Types follow the server's
+:class:`Features`: ``DateTime64(3, 'UTC')`` and ``LowCardinality(String)`` where the server has
+them, otherwise ``DateTime('UTC')`` plus a ``<name>_ms`` column (milliseconds within the second)
+and plain ``String``. Every table also carries the sink's bookkeeping columns: the clean-topic
+coordinates, ``_version`` (ReplacingMergeTree version) and ``inserted_at``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.catalog import parsed
+
+# Avro primitive -> ClickHouse type
+_PRIMITIVE = {"string": "String", "bytes": "String", "int": "Int32", "long": "Int64",
+              "float": "Float32", "double": "Float64", "boolean": "UInt8"}
+# String columns with few distinct values (LowCardinality where the server has it).
+_LOW_CARDINALITY = frozenset({
+    "region_code", "enterprise_id", "gateway_id", "source_topic", "clean_topic", "category",
+    "alert_type", "subject_type", "error_code", "stage", "industry", "reporting_unit", "tag",
+})
+
+
+@dataclass(frozen=True)
+class Features:
+    """What the connected ClickHouse supports."""
+
+    version: tuple[int, ...]
+    datetime64: bool
+    low_cardinality: bool
+
+    @classmethod
+    def for_version(cls, version: tuple[int, ...]) -> Features:
+        # DateTime64 arrived in 20.1; LowCardinality was experimental until 19.x, so both
+        # are used from 20.1 on and the 18.16/19.x servers get DateTime + millis and String.
+        modern = version >= (20, 1)
+        return cls(version=version, datetime64=modern, low_cardinality=modern)
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(str(v) for v in self.version)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One stored value: a column (two on servers without DateTime64, for timestamps)."""
+
+    name: str
+    kind: str                 # string, bytes, int, long, float, double, boolean, enum,
+    #                           timestamp, array_string
+    path: tuple[str, ...]     # keys into the (envelope or item) record
+    nullable: bool = False
+    default: Any = None       # Avro default, when has_default
+    has_default: bool = False
+    item: bool = False        # read from the exploded array item, not the envelope
+
+    def columns(self, features: Features) -> list[tuple[str, str]]:
+        """(column name, ClickHouse type) pairs for this field."""
+        if self.kind == "timestamp":
+            if features.datetime64:
+                return [(self.name, self._null("DateTime64(3, 'UTC')"))]
+            return [(self.name, self._null("DateTime('UTC')")),
+                    (f"{self.name}_ms", self._null("UInt16"))]
+        if self.kind == "array_string":
+            return [(self.name, "Array(String)")]
+        if self.kind in ("enum", "string") and features.low_cardinality and (
+                self.kind == "enum" or self.name in _LOW_CARDINALITY):
+            return [(self.name, f"LowCardinality({self._null('String')})")]
+        base = "String" if self.kind == "enum" else _PRIMITIVE[self.kind]
+        return [(self.name, self._null(base))]
+
+    def _null(self, ch_type: str) -> str:
+        return f"Nullable({ch_type})" if self.nullable else ch_type
+
+    def default_sql(self) -> str:
+        """DEFAULT expression for ALTER TABLE ADD COLUMN (rows written before the field)."""
+        if self.nullable or not self.has_default:
+            return "NULL" if self.nullable else _zero(self.kind)
+        value = self.default
+        if isinstance(value, bool):
+            return "1" if value else "0"
+        if isinstance(value, int | float):
+            return repr(value)
+        if isinstance(value, list):
+            return "[]"
+        return "'" + str(value).replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _zero(kind: str) -> str:
+    return {"string": "''", "bytes": "''", "enum": "''", "array_string": "[]"}.get(kind, "0")
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    record: str                          # Avro record name
+    order_by: tuple[str, ...]            # key columns/expressions (the record id last)
+    partition_by: str = ""
+    explode: str = ""                    # array-of-records field: one row per item
+    skip: frozenset[str] = frozenset()   # Avro fields not stored
+    doc: str = ""
+    bookkeeping: tuple[tuple[str, str], ...] = (
+        ("clean_topic", "string"), ("clean_partition", "int"), ("clean_offset", "long"))
+
+    def fields(self) -> list[Field]:
+        schema = parsed(self.record)
+        out: list[Field] = []
+        for avro_field in schema["fields"]:
+            name = avro_field["name"]
+            if name in self.skip:
+                continue
+            if name == self.explode:
+                item = avro_field["type"]["items"]
+                out.extend(f for sub in item["fields"] for f in _fields(sub, (), item=True))
+            else:
+                out.extend(_fields(avro_field, (), item=False))
+        out.extend(Field(n, k, (n,)) for n, k in self.bookkeeping)
+        return out
+
+    def columns(self, features: Features) -> list[tuple[str, str]]:
+        cols = [c for f in self.fields() for c in f.columns(features)]
+        cols.append(("_version", "UInt64"))
+        cols.append(("inserted_at", "DateTime('UTC')"))
+        return cols
+
+    def create_sql(self, database: str, features: Features) -> str:
+        body = ",\n    ".join(f"{name} {ch_type}" for name, ch_type in self.columns(features))
+        partition = f"\nPARTITION BY {self.partition_by}" if self.partition_by else ""
+        return (f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n    {body}\n)\n"
+                f"ENGINE = ReplacingMergeTree(_version){partition}\n"
+                f"ORDER BY ({', '.join(self.order_by)})")
+
+
+def _fields(avro_field: dict[str, Any], prefix: tuple[str, ...], item: bool) -> list[Field]:
+    name = avro_field["name"]
+    path = (*prefix, name)
+    col = "_".join(path)
+    kind, nullable = _kind(avro_field["type"])
+    if kind == "record":
+        record = _non_null(avro_field["type"])
+        return [f for sub in record["fields"] for f in _fields(sub, path, item)]
+    return [Field(col, kind, path, nullable=nullable, default=avro_field.get("default"),
+                  has_default="default" in avro_field, item=item)]
+
+
+def _non_null(avro_type: Any) -> Any:
+    if isinstance(avro_type, list):
+        rest = [t for t in avro_type if t != "null"]
+        if len(rest) != 1:
+            raise ValueError(f"unsupported union {avro_type!r}: only [null, T] maps to a column")
+        return rest[0]
+    return avro_type
+
+
+def _kind(avro_type: Any) -> tuple[str, bool]:
+    nullable = isinstance(avro_type, list) and "null" in avro_type
+    t = _non_null(avro_type)
+    if isinstance(t, str):
+        if t in _PRIMITIVE:
+            return t, nullable
+        return "enum", nullable  # a named type reference: only enums are reused here
+    if t.get("logicalType") in ("timestamp-millis", "timestamp-micros"):
+        return "timestamp", nullable
+    kind = t["type"]
+    if kind in ("enum", "record"):
+        return kind, nullable
+    if kind == "array" and (t["items"] == "string" or _non_null(t["items"]) == "string"):
+        return "array_string", False
+    if kind in _PRIMITIVE:
+        return kind, nullable
+    raise ValueError(f"unsupported Avro type {t!r}")
+
+
+# Tables written from the clean topics (logical topic -> table).
+READINGS = TableSpec(
+    "readings", "EnrichedTelemetryBatch", explode="readings",
+    skip=frozenset({"readings_in", "duplicates", "rejected"}),
+    order_by=("enterprise_id", "sensor_id", "event_time", "reading_id"),
+    partition_by="toYYYYMM(event_time)",
+    doc="One row per accepted sensor reading (envelope fields repeated).")
+INCIDENT_REPORTS = TableSpec(
+    "incident_reports", "EnrichedIncidentReport", skip=frozenset({"duplicate"}),
+    order_by=("incident_id", "report_id"), partition_by="toYYYYMM(occurred_at)",
+    doc="Every incident report (the full history); replays are not stored.")
+HAZARDS = TableSpec(
+    "hazards", "EnrichedHazardRecord", skip=frozenset({"duplicate"}),
+    order_by=("hazard_id", "version"), doc="Every version of every hidden-danger record.")
+ALERTS = TableSpec("alerts", "Alert", order_by=("alert_id",),
+                   partition_by="toYYYYMM(event_time)", doc="Alerts raised by the worker.")
+GATEWAY_STATUS = TableSpec("gateway_status", "GatewayStatus",
+                           order_by=("gateway_id", "changed_at", "status"),
+                           doc="Gateways going offline and coming back.")
+DEAD_LETTERS = TableSpec(
+    "dead_letters", "DeadLetter",
+    order_by=("source_topic", "source_partition", "source_offset", "stage",
+              "ifNull(record_index, -1)"),
+    doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected (sink).")
+
+TABLES: dict[str, TableSpec] = {t.name: t for t in (
+    READINGS, INCIDENT_REPORTS, HAZARDS, ALERTS, GATEWAY_STATUS, DEAD_LETTERS)}
+
+# logical topic -> table
+TOPIC_TABLES: dict[str, str] = {
+    "telemetry.clean": "readings", "incidents.clean": "incident_reports",
+    "hazards.clean": "hazards", "alerts": "alerts", "gateway.status": "gateway_status",
+    "deadletter": "dead_letters",
+}
+
+# The ledger: one row per input message (the basis of `ebi reconcile`).
+LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("source_topic", "String"), ("source_partition", "Int32"), ("source_offset", "Int64"),
+    ("source_schema_id", "Nullable(Int32)"), ("outcome", "String"), ("record_type", "String"),
+    ("record_id", "String"), ("readings_in", "Int32"), ("accepted", "Int32"),
+    ("duplicates", "Int32"), ("rejected", "Int32"), ("sink_rejected", "Int32"),
+    ("duplicate", "UInt8"), ("clean_topic", "String"), ("clean_partition", "Int32"),
+    ("clean_offset", "Int64"), ("received_at_ms", "Int64"), ("_version", "UInt64"),
+    ("inserted_at", "DateTime('UTC')"),
+)
+
+
+def ledger_sql(database: str) -> str:
+    body = ",\n    ".join(f"{n} {t}" for n, t in LEDGER_COLUMNS)
+    return (f"CREATE TABLE IF NOT EXISTS {database}.ledger (\n    {body}\n)\n"
+            "ENGINE = ReplacingMergeTree(_version)\n"
+            "ORDER BY (source_topic, source_partition, source_offset)")

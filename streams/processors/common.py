@@ -1,0 +1,122 @@
+"""Shared pieces of the processors: source coordinates, outputs, alerts and dead letters.
+
+Alert ids are deterministic (sha1 of type, subject and the event that caused the alert), so a
+message processed twice after a crash raises the same alert id and the sink keeps one.
+Canary data is recognised by its ids: ``canary-<run>-...``; its outputs carry the tag
+``canary-<run>``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+Record = dict[str, Any]
+
+LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
+LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
+# Source coordinates packed into one int (partition in the high bits) for compact state.
+PARTITION_SHIFT = 1 << 40
+CANARY_PREFIX = "canary-"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """Where an input message was read, and when it arrived (Kafka timestamp, ms)."""
+
+    topic: str
+    partition: int
+    offset: int
+    schema_id: int | None = None
+    timestamp_ms: int = 0
+
+    @property
+    def packed(self) -> int:
+        return self.partition * PARTITION_SHIFT + self.offset
+
+    def record(self) -> Record:
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "schema_id": self.schema_id}
+
+    def where(self) -> str:
+        return f"{self.topic}[{self.partition}]@{self.offset}"
+
+    def with_schema(self, schema_id: int | None) -> Source:
+        return Source(self.topic, self.partition, self.offset, schema_id, self.timestamp_ms)
+
+
+def unpack(packed: int) -> tuple[int, int]:
+    """(partition, offset) from :attr:`Source.packed`."""
+    return packed // PARTITION_SHIFT, packed % PARTITION_SHIFT
+
+
+def arrival_ms(source: Source, now_ms: int) -> int:
+    """When the message reached Kafka; the worker's clock if the broker gave no timestamp.
+
+    Arrival times come from the message, not from when the worker got round to it, so a
+    backlog does not make readings late and a replay after a crash decides the same way."""
+    return source.timestamp_ms if source.timestamp_ms > 0 else now_ms
+
+
+def canary_tag(*ids: str) -> str | None:
+    """``canary-<run>`` for canary ids (``canary-<run>-...``), else None."""
+    for ident in ids:
+        if ident.startswith(CANARY_PREFIX):
+            run = ident[len(CANARY_PREFIX):].split("-", 1)[0]
+            return CANARY_PREFIX + run
+    return None
+
+
+@dataclass(slots=True)
+class Outputs:
+    """What one input produced: at most one ledger record and any number of extras."""
+
+    clean: Record | None = None           # enriched record for the clean topic
+    dead_letters: list[Record] = field(default_factory=list)
+    alerts: list[Record] = field(default_factory=list)
+    statuses: list[Record] = field(default_factory=list)   # GatewayStatus
+
+    def extend(self, other: Outputs) -> None:
+        self.dead_letters.extend(other.dead_letters)
+        self.alerts.extend(other.alerts)
+        self.statuses.extend(other.statuses)
+
+
+def alert_id(alert_type: str, subject_id: str, event_ms: int, extra: str = "") -> str:
+    text = f"{alert_type}|{subject_id}|{event_ms}|{extra}"
+    return hashlib.sha1(text.encode()).hexdigest()[:32]
+
+
+SEVERITY = {
+    "ALARM_L1": "WARNING", "ALARM_L2": "CRITICAL", "SPIKE": "WARNING", "FLATLINE": "WARNING",
+    "OUTLIER": "INFO", "LATE_TELEMETRY": "INFO", "LATE_REPORT": "WARNING",
+    "REPORT_DUE_SOON": "INFO", "REPORT_OVERDUE": "WARNING", "SUSPECTED_CONCEALMENT": "CRITICAL",
+    "FIGURE_JUMP": "WARNING", "FIGURE_DROP": "WARNING", "CASUALTIES_FELL": "WARNING",
+    "GATEWAY_OFFLINE": "WARNING", "GATEWAY_ONLINE": "INFO", "HAZARD_OVERDUE": "WARNING",
+}
+
+
+def make_alert(alert_type: str, subject_type: str, subject_id: str, event_ms: int, now_ms: int,
+               message: str, *, enterprise_id: str = "", region_code: str = "",
+               value: float | None = None, threshold: float | None = None,
+               id_extra: str = "", tag: str | None = None) -> Record:
+    return {
+        "alert_id": alert_id(alert_type, subject_id, event_ms, id_extra),
+        "alert_type": alert_type, "severity": SEVERITY.get(alert_type, "WARNING"),
+        "subject_type": subject_type, "subject_id": subject_id,
+        "enterprise_id": enterprise_id, "region_code": region_code,
+        "raised_at": now_ms, "event_time": event_ms, "value": value, "threshold": threshold,
+        "message": message,
+        "tag": tag if tag is not None else canary_tag(subject_id, enterprise_id),
+    }
+
+
+def dead_letter(source: Source, key: bytes | None, value: bytes, error_code: str,
+                message: str, stage: str, now_ms: int, *, record_index: int | None = None,
+                record_id: str | None = None, tag: str | None = None) -> Record:
+    return {
+        "source": source.record(), "key": key, "value": value, "error_code": error_code,
+        "error_message": message, "stage": stage, "record_index": record_index,
+        "record_id": record_id, "failed_at": now_ms, "tag": tag,
+    }

@@ -1,0 +1,125 @@
+"""Confluent-framed Avro in and out, with timestamps as int epoch millis.
+
+The shared codec (:mod:`schemas.codec`) turns every ``timestamp-millis`` into an aware
+datetime. Per reading that is measurable, and processors want ints anyway, so this subclass
+decodes and encodes with the logical type stripped from both schemas: the bytes on the wire
+are identical (a long), only the Python value differs. Writer schemas are fetched once per id
+through the same registry cache; when the writer schema equals our reader schema (the normal
+case) fastavro's fast path without schema resolution is used.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import struct
+from typing import Any
+
+import fastavro
+
+from schemas.catalog import schema_text
+from schemas.codec import (
+    MAGIC,
+    MAX_MESSAGE_BYTES,
+    AvroDeserializer,
+    AvroSerializer,
+    DecodeError,
+    SchemaSource,
+    SerializationContext,
+)
+
+_HEADER = struct.Struct(">bI")
+
+
+def strip_millis(schema: Any) -> Any:
+    """A copy of a (parsed or JSON) schema without timestamp-millis logical types."""
+    if isinstance(schema, dict):
+        return {k: strip_millis(v) for k, v in schema.items()
+                if not k.startswith("__")
+                and not (k == "logicalType" and v == "timestamp-millis")}
+    if isinstance(schema, list):
+        return [strip_millis(item) for item in schema]
+    return schema
+
+
+_READERS: dict[str, Any] = {}
+
+
+def millis_schema(record: str) -> Any:
+    """Our current schema for ``record``, parsed, timestamps as plain longs (cached)."""
+    schema = _READERS.get(record)
+    if schema is None:
+        schema = fastavro.parse_schema(strip_millis(json.loads(schema_text(record))),
+                                       named_schemas={})
+        _READERS[record] = schema
+    return schema
+
+
+class MillisDeserializer(AvroDeserializer):
+    """:class:`schemas.codec.AvroDeserializer` with int-millis timestamps (same error codes)."""
+
+    def __init__(self, registry: SchemaSource, max_bytes: int = MAX_MESSAGE_BYTES) -> None:
+        super().__init__(registry, max_bytes)
+        self._resolved: dict[tuple[int, str], Any] = {}
+
+    def _writer(self, schema_id: int, record: str, where: str) -> Any:
+        key = (schema_id, record)
+        writer = self._resolved.get(key)
+        if writer is None:
+            try:
+                raw = self.registry.schema_for_id(schema_id)
+            except KeyError:
+                raise DecodeError("UNKNOWN_SCHEMA_ID", f"{where}: schema id {schema_id} is not "
+                                  "in the registry") from None
+            reader = millis_schema(record)
+            if raw.get("name") != reader.get("name"):
+                raise DecodeError("WRONG_SCHEMA", f"{where}: schema id {schema_id} is "
+                                  f"{raw.get('name')}, this topic carries {reader.get('name')}")
+            stripped = fastavro.parse_schema(strip_millis(raw), named_schemas={})
+            writer = reader if stripped == reader else stripped
+            self._resolved[key] = writer
+        return writer
+
+    def __call__(self, data: bytes | None, ctx: SerializationContext) -> tuple[dict[str, Any], int]:
+        where = f"message on {ctx.topic}"
+        if data is None or len(data) == 0:
+            raise DecodeError("EMPTY_MESSAGE", f"{where}: no value (tombstone or empty bytes)")
+        if len(data) > self.max_bytes:
+            raise DecodeError("OVERSIZE", f"{where}: {len(data)} bytes, over the limit of "
+                              f"{self.max_bytes}")
+        if len(data) < 5 or data[0] != MAGIC:
+            raise DecodeError("NOT_CONFLUENT_FRAMED", f"{where}: does not start with magic "
+                              "byte 0 and a 4-byte schema id (not Confluent wire format)")
+        schema_id = int(_HEADER.unpack_from(data)[1])
+        writer = self._writer(schema_id, ctx.record, where)
+        reader = millis_schema(ctx.record)
+        body = io.BytesIO(data)
+        body.seek(5)
+        try:
+            record = fastavro.schemaless_reader(body, writer, reader)
+        except (EOFError, IndexError, struct.error):
+            raise DecodeError("TRUNCATED_AVRO", f"{where}: the Avro body ends early "
+                              f"({len(data) - 5} bytes after the header)") from None
+        except UnicodeDecodeError as exc:
+            raise DecodeError("INVALID_UTF8", f"{where}: a string field is not UTF-8 "
+                              f"({exc.reason} at byte {exc.start})") from None
+        except Exception as exc:  # fastavro raises assorted errors on corrupt bodies
+            raise DecodeError("INVALID_AVRO", f"{where}: cannot decode as {reader.get('name')} "
+                              f"with schema id {schema_id}: {exc}") from None
+        if body.tell() != len(data):
+            raise DecodeError("TRAILING_BYTES", f"{where}: {len(data) - body.tell()} bytes left "
+                              "after the record (wrong schema or corrupt message)")
+        if not isinstance(record, dict):
+            raise DecodeError("INVALID_AVRO", f"{where}: decoded to {type(record).__name__}, "
+                              "not a record")
+        return record, schema_id
+
+
+class MillisSerializer(AvroSerializer):
+    """:class:`schemas.codec.AvroSerializer` taking int-millis timestamps (same bytes)."""
+
+    def __call__(self, obj: dict[str, Any], ctx: SerializationContext) -> bytes:
+        out = io.BytesIO()
+        out.write(self.header(ctx.topic, ctx.record))
+        fastavro.schemaless_writer(out, millis_schema(ctx.record), obj)
+        return out.getvalue()
