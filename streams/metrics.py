@@ -28,6 +28,7 @@ class Metrics:
     deadletter_writes: Counter   # stage: decode / validate / sink
     processing_lag: Gauge        # topic: now - event time of the last processed record
     gateways: Gauge              # state: online / offline
+    gateways_offline: Gauge      # province: offline gateways per 2-digit region prefix
     open_incidents: Gauge
     reports_overdue: Gauge       # open incidents whose next report is overdue
     sink_rows: Counter           # table
@@ -70,6 +71,8 @@ class Metrics:
                                  "Now minus the event time of the last processed record",
                                  "topic"),
             gateways=gauge("ebi_gateways", "Gateways known to the worker by state", "state"),
+            gateways_offline=gauge("ebi_gateways_offline", "Offline gateways by province "
+                                   "(first 2 digits of the region code)", "province"),
             open_incidents=gauge("ebi_open_incidents", "Incidents without a final report"),
             reports_overdue=gauge("ebi_reports_overdue",
                                   "Open incidents whose next report is overdue"),

@@ -71,6 +71,19 @@ def arrow_type(ch_type: str) -> Any:
             "Int8": pa.int8(), "Int16": pa.int16()}[t]
 
 
+def _column_type(ch_type: str, values: Sequence[Any]) -> Any:
+    """Arrow type for a column; Python bools and bytes keep their own Arrow types (ClickHouse
+    converts them to UInt8 and String on insert)."""
+    import pyarrow as pa
+
+    sample = next((v for v in values if v is not None), None)
+    if isinstance(sample, bool):
+        return pa.bool_()
+    if isinstance(sample, bytes):
+        return pa.binary()
+    return arrow_type(ch_type)
+
+
 class ChdbBackend:
     def __init__(self, config: ClickHouseConfig, create_database: bool = False) -> None:
         from chdb import session
@@ -115,7 +128,7 @@ class ChdbBackend:
         try:
             import pyarrow as pa
 
-            ebi_batch = pa.table({n: pa.array(v, arrow_type(types[n]))
+            ebi_batch = pa.table({n: pa.array(v, _column_type(types[n], v))
                                   for n, v in columns.items()})
             names = ", ".join(columns)
             self.session.query(

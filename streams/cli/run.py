@@ -1,0 +1,194 @@
+"""``ebi run``: the main job. Brings the stack up, migrates, runs worker, sink and simulator
+together with live progress, and on Ctrl-C (or after ``--duration``) stops them in order and
+takes the stack down again, leaving the data under ``var/`` for ``ebi query``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+
+from streams.settings import Settings
+from streams.stack import Stack, StackError
+from streams.stack.process import free_port
+
+INPUTS = ("telemetry", "heartbeats", "hazards", "incidents")
+OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "alerts", "deadletter")
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=60.0,
+                        help="seconds of simulated traffic (0: until Ctrl-C)")
+    parser.add_argument("--rate", type=int, default=2000, help="simulated readings per second")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--keep-stack", action="store_true",
+                        help="leave the stack running at the end")
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    metrics_port: int = 0
+    log: str = ""
+
+
+@dataclass
+class Progress:
+    started: float = field(default_factory=time.monotonic)
+    last: dict[str, float] = field(default_factory=dict)
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: str,
+           metrics_port: int = 0) -> Child:
+    log = os.path.join(log_dir, f"{name}.log")
+    with open(log, "ab") as out:
+        proc = subprocess.Popen([sys.executable, "-m", "streams", *argv], env=env, stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    return Child(name, proc, metrics_port, log)
+
+
+def _watermarks(settings: Settings, topics: tuple[str, ...]) -> dict[str, int]:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "ebi-run-progress",
+                         "enable.auto.commit": False})
+    totals: dict[str, int] = {}
+    try:
+        metadata = consumer.list_topics(timeout=5)
+        for name in topics:
+            topic = settings.topic(name)
+            info = metadata.topics.get(topic)
+            if info is None or info.error is not None:
+                totals[name] = 0
+                continue
+            total = 0
+            for partition in info.partitions:
+                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                                                           timeout=5)
+                total += high
+            totals[name] = total
+    finally:
+        consumer.close()
+    return totals
+
+
+def _scrape(port: int, name: str) -> float:
+    if not port:
+        return 0.0
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2) as rsp:
+            text = rsp.read().decode()
+    except OSError:
+        return 0.0
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.startswith(name + " "))
+
+
+def _report(settings: Settings, sink: Child | None, progress: Progress) -> None:
+    try:
+        counts = _watermarks(settings, INPUTS + OUTPUTS)
+    except Exception as exc:  # progress is best effort; the job goes on
+        print(f"  progress unavailable: {exc}", flush=True)
+        return
+    rows = _scrape(sink.metrics_port, "ebi_sink_rows_total") if sink else 0.0
+    elapsed = time.monotonic() - progress.started
+    published = sum(counts[t] for t in INPUTS)
+    processed = counts["telemetry.clean"] + counts["incidents.clean"] + counts["hazards.clean"]
+    print(f"[{elapsed:6.0f}s] published {published:>9,} msgs | processed {processed:>9,} | "
+          f"alerts {counts['alerts']:>6,} | dead letters {counts['deadletter']:>6,} | "
+          f"rows in ClickHouse {rows:>11,.0f}", flush=True)
+
+
+def _stop(child: Child, timeout: float = 30.0) -> None:
+    if child.proc.poll() is not None:
+        return
+    os.killpg(child.proc.pid, signal.SIGTERM)
+    try:
+        child.proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(child.proc.pid, signal.SIGKILL)
+        child.proc.wait()
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    stack = Stack(settings)
+    print("ebi run: starting the stack (Kafka, Apicurio Registry, ClickHouse) ...", flush=True)
+    children: list[Child] = []
+    interrupted = False
+
+    def on_signal(signum: int, frame: object) -> None:
+        nonlocal interrupted
+        interrupted = True
+
+    old_int = signal.signal(signal.SIGINT, on_signal)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    status = 0
+    try:
+        stack.up()
+        for line in stack.status():
+            print("  " + line.line(), flush=True)
+        env = dict(os.environ)
+        env.update({"EBI_KAFKA_BOOTSTRAP": settings.bootstrap,
+                    "EBI_SCHEMA_REGISTRY_URL": settings.registry_url,
+                    "EBI_CLICKHOUSE_URL": settings.clickhouse,
+                    "EBI_DATA_DIR": str(settings.data_dir)})
+        log_dir = str(settings.log_dir)
+        os.makedirs(log_dir, exist_ok=True)
+        for step in (["schemas", "register"], ["migrate"]):
+            done = subprocess.run([sys.executable, "-m", "streams", *step], env=env)
+            if done.returncode != 0:
+                raise StackError(f"`ebi {' '.join(step)}` failed (exit {done.returncode})")
+        worker_port, sink_port = free_port(), free_port()
+        children.append(_spawn("worker", ["worker"], {**env, "EBI_METRICS_PORT": str(worker_port)},
+                               log_dir, worker_port))
+        sink = _spawn("sink", ["sink"], {**env, "EBI_METRICS_PORT": str(sink_port)}, log_dir,
+                      sink_port)
+        children.append(sink)
+        sim_args = ["simulate", "--rate", str(args.rate), "--seed", str(args.seed),
+                    "--duration", str(args.duration or 10**9),
+                    "--truth", os.path.join(str(settings.data_dir), "ground-truth.jsonl")]
+        simulator = _spawn("simulate", sim_args, env, log_dir)
+        children.append(simulator)
+        print(f"ebi run: worker (metrics :{worker_port}), sink (metrics :{sink_port}) and "
+              f"simulator at {args.rate} readings/s; logs in {log_dir}; Ctrl-C stops", flush=True)
+        progress = Progress()
+        deadline = time.monotonic() + args.duration if args.duration else float("inf")
+        while not interrupted and time.monotonic() < deadline + 1:
+            for child in children:
+                if child.proc.poll() not in (None, 0):
+                    raise StackError(f"{child.name} exited with {child.proc.returncode}; "
+                                     f"see {child.log}")
+            time.sleep(2)
+            _report(settings, sink, progress)
+        _stop(simulator)
+        print("ebi run: draining (waiting for the sink to catch up) ...", flush=True)
+        quiet_since, last_rows = time.monotonic(), -1.0
+        while not interrupted and time.monotonic() - quiet_since < 6:
+            time.sleep(2)
+            rows = _scrape(sink_port, "ebi_sink_rows_total")
+            if rows != last_rows:
+                quiet_since, last_rows = time.monotonic(), rows
+        _report(settings, sink, progress)
+    except StackError as exc:
+        print(f"ebi run: {exc}", file=sys.stderr, flush=True)
+        status = 1
+    finally:
+        for child in reversed(children):
+            _stop(child)
+        if not args.keep_stack:
+            stack.down()
+            left = stack.leftover_processes()
+            print("ebi run: stack stopped" + (f"; still running: {left}" if left else
+                                               "; no service process left"), flush=True)
+        signal.signal(signal.SIGINT, old_int)
+        signal.signal(signal.SIGTERM, old_term)
+    print(f"ebi run: data kept in {settings.data_dir}; try `ebi report` or "
+          "`ebi query \"SELECT count() FROM readings\"`", flush=True)
+    return status

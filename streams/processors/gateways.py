@@ -1,0 +1,154 @@
+"""Silent sources (监测空白): gateways going offline and coming back, and their online time.
+
+A gateway's state is the telemetry table value keyed by gateway_id (shared with
+:mod:`.telemetry`); this module owns its liveness fields:
+
+``e`` enterprise, ``ls`` last sign of life (Kafka arrival time of its last heartbeat or
+envelope, ms), ``iv`` heartbeat interval (ms), ``on`` online flag, ``os`` online since,
+``up`` online time accumulated over finished online periods (ms), ``hs`` last heartbeat
+sequence.
+
+A gateway is offline once it has been silent for ``offline_after_intervals`` heartbeat
+intervals. The periodic check (:meth:`GatewayMonitor.check_silence`) raises the OFFLINE
+status and alert on time; a message from a silent gateway decides the same thing on its own
+(same deterministic ids), so nothing depends on the timer having run before a restart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from streams.metrics import Metrics
+from streams.policy import Policy
+from streams.processors.common import Outputs, Record, Source, arrival_ms, canary_tag, dead_letter
+from streams.processors.common import make_alert as _alert
+from streams.processors.reference import ReferenceData
+from streams.records.rules import check_heartbeat
+
+GatewayState = dict[str, Any]
+
+
+def new_gateway_state(enterprise_id: str, seen_ms: int, interval_ms: int) -> GatewayState:
+    return {"e": enterprise_id, "ls": seen_ms, "iv": interval_ms, "on": 1, "os": seen_ms,
+            "up": 0, "hs": -1, "s": {}, "q": []}
+
+
+def partition_caught_up(last_arrival_ms: int, last_activity_ms: int, now_ms: int,
+                        idle_ms: int = 2000, fresh_ms: int = 10_000) -> bool:
+    """Whether silence on a partition can be trusted: the worker is idle on it (nothing left
+    to read) or what it reads arrived recently (no backlog). A worker catching up on a
+    backlog must not call gateways offline whose messages are still waiting in Kafka."""
+    return now_ms - last_activity_ms >= idle_ms or now_ms - last_arrival_ms <= fresh_ms
+
+
+class GatewayMonitor:
+    def __init__(self, policy: Policy, reference: ReferenceData, metrics: Metrics) -> None:
+        self.policy = policy
+        self.reference = reference
+        self.metrics = metrics
+        self.after = max(1, policy.offline_after_intervals)
+        self.default_interval_ms = int(policy.default_heartbeat_interval.total_seconds() * 1000)
+
+    def allowed_silence(self, state: GatewayState) -> int:
+        return self.after * int(state.get("iv") or self.default_interval_ms)
+
+    def _status(self, gateway_id: str, state: GatewayState, status: str, changed_at: int,
+                offline_ms: int) -> Record:
+        enterprise = state["e"]
+        return {"gateway_id": gateway_id, "enterprise_id": enterprise,
+                "region_code": self.reference.region_of(enterprise), "status": status,
+                "changed_at": changed_at, "last_seen_at": state["ls"],
+                "offline_seconds": offline_ms // 1000, "tag": canary_tag(gateway_id, enterprise)}
+
+    def _go_offline(self, gateway_id: str, state: GatewayState, now_ms: int, out: Outputs) -> None:
+        allowed = self.allowed_silence(state)
+        changed_at = state["ls"] + allowed
+        out.statuses.append(self._status(gateway_id, state, "OFFLINE", changed_at, 0))
+        enterprise = state["e"]
+        out.alerts.append(_alert(
+            "GATEWAY_OFFLINE", "gateway", gateway_id, changed_at, now_ms,
+            f"gateway {gateway_id} of enterprise {enterprise} silent since "
+            f"{state['ls']} (no heartbeat or reading for {allowed // 1000} s, "
+            f"{self.after} heartbeat intervals)", enterprise_id=enterprise,
+            region_code=self.reference.region_of(enterprise), value=allowed / 1000,
+            threshold=allowed / 1000))
+        state["up"] = state.get("up", 0) + max(0, state["ls"] - state["os"])
+        state["on"] = 0
+
+    def seen(self, gateway_id: str, state: GatewayState, seen_ms: int, now_ms: int) -> Outputs:
+        """A heartbeat or envelope arrived at ``seen_ms``: back online if it was silent."""
+        out = Outputs()
+        last = state["ls"]
+        if seen_ms <= last:
+            return out            # an older message (out of order); last sign of life stands
+        if state["on"] and seen_ms - last > self.allowed_silence(state):
+            self._go_offline(gateway_id, state, now_ms, out)
+        if not state["on"]:
+            silent = seen_ms - last
+            state["ls"] = seen_ms
+            out.statuses.append(self._status(gateway_id, state, "ONLINE", seen_ms, silent))
+            enterprise = state["e"]
+            out.alerts.append(_alert(
+                "GATEWAY_ONLINE", "gateway", gateway_id, seen_ms, now_ms,
+                f"gateway {gateway_id} of enterprise {enterprise} back online after "
+                f"{silent // 1000} s of silence", enterprise_id=enterprise,
+                region_code=self.reference.region_of(enterprise), value=silent / 1000))
+            state["on"] = 1
+            state["os"] = seen_ms
+        state["ls"] = seen_ms
+        return out
+
+    def heartbeat(self, beat: Record, source: Source, key: bytes | None, value: bytes,
+                  state: GatewayState | None, now_ms: int) -> tuple[Outputs, GatewayState | None]:
+        arrival = arrival_ms(source, now_ms)
+        gateway_id = beat["gateway_id"]
+        enterprise = beat["enterprise_id"]
+        problems = check_heartbeat(beat, self.policy, arrival)
+        if not problems and enterprise not in self.reference.enterprises:
+            code, msg = "UNKNOWN_ENTERPRISE", (f"heartbeat from gateway {gateway_id}: enterprise "
+                                               f"{enterprise} is not registered")
+        elif problems:
+            code = problems[0].code
+            msg = f"heartbeat from gateway {gateway_id}: " + "; ".join(
+                f"{p.field}: {p.message}" for p in problems)
+        else:
+            code = ""
+        if code:
+            out = Outputs()
+            out.dead_letters.append(dead_letter(source, key, value, code, msg, "validate", now_ms,
+                                                record_id=gateway_id,
+                                                tag=canary_tag(gateway_id, enterprise)))
+            return out, state
+        interval_ms = max(1, int(beat.get("interval_s") or 0)) * 1000
+        if state is None:
+            state = new_gateway_state(enterprise, arrival, interval_ms)
+            out = Outputs()
+        else:
+            out = self.seen(gateway_id, state, arrival, now_ms)
+        state["e"] = enterprise
+        state["iv"] = interval_ms
+        state["hs"] = beat["sequence"]
+        return out, state
+
+    def check_silence(self, gateway_id: str, state: GatewayState, now_ms: int) -> Outputs:
+        """The periodic check: OFFLINE once silent for longer than allowed."""
+        out = Outputs()
+        if state["on"] and now_ms - state["ls"] > self.allowed_silence(state):
+            self._go_offline(gateway_id, state, now_ms, out)
+        return out
+
+    @staticmethod
+    def online_ms(state: GatewayState, now_ms: int) -> int:
+        """Total online time of a gateway known to this worker, up to ``now_ms``."""
+        current = max(0, now_ms - state["os"]) if state["on"] else 0
+        return int(state.get("up", 0)) + current
+
+
+def enterprise_online_seconds(states: Iterable[GatewayState], now_ms: int) -> dict[str, float]:
+    """Online time per enterprise, summed over its gateways (those this worker owns)."""
+    totals: dict[str, float] = {}
+    for state in states:
+        totals[state["e"]] = totals.get(state["e"], 0.0) + \
+            GatewayMonitor.online_ms(state, now_ms) / 1000
+    return totals
