@@ -8,6 +8,8 @@ command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickho
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# compose file validation in the unit tests (the Docker client here has no compose plugin)
+docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "system-deps: missing ${need[*]}; install them as root: apt-get install ${need[*]}" >&2

@@ -53,8 +53,12 @@ class Settings:
     topic_partitions: int = 4
     # Worker and sink.
     worker_id: str = "ebi-worker"
+    # Several workers of one group on one host need their own state dirs (rocksdb locks):
+    # data_dir/worker/<worker_id>/<worker_instance>.
+    worker_instance: str = "0"
     sink_group: str = "ebi-sink"
     metrics_port: int = 0  # 0: do not serve /metrics
+    metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers (deploy/compose.yaml)
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     policy_file: str = ""  # empty: the bundled policy (streams/policy/default.toml)
