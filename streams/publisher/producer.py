@@ -61,16 +61,17 @@ def avro_body(record: str, obj: dict[str, Any]) -> bytes:
 
 class GatewayPublisher:
     """Store-and-forward publisher. Call ``publish``/``publish_many``, then ``drain`` (or
-    ``start()`` a background sender), and ``close`` at the end."""
+    ``start()`` a background sender), and ``close`` at the end. ``config`` overrides
+    librdkafka settings of :func:`producer_config`; ``producer`` injects a client (tests)."""
 
     def __init__(self, settings: Settings, spool_dir: str | Path, registry: SchemaSource,
                  *, spool_max_bytes: int = 256 * 1024 * 1024, metrics: Metrics | None = None,
-                 producer: Any = None, **producer_overrides: Any) -> None:
+                 producer: Any = None, config: dict[str, Any] | None = None) -> None:
         self.settings = settings
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self.serializer = AvroSerializer(registry)
         self.metrics = metrics
-        self.producer = producer or make_producer(settings, **producer_overrides)
+        self.producer = producer or make_producer(settings, **(config or {}))
         self._cursor = self.spool.checkpoint   # next seq to hand to the producer
         self._failed: int | None = None        # lowest seq whose delivery failed
         self._last_error = ""
