@@ -176,9 +176,11 @@ class ServerBackend:
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]],
                types: Mapping[str, str]) -> None:
         names = list(columns)
+        # The driver rewrites the lists in place (NULL -> default value), so it gets copies:
+        # a retry of the same columns must still see the NULLs.
         try:
             self.client.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES",
-                                [columns[n] for n in names], columnar=True)
+                                [list(columns[n]) for n in names], columnar=True)
         except Exception as exc:
             raise classify(exc, f"insert into {table}") from exc
 

@@ -1,8 +1,8 @@
 """Embedded ClickHouse through chdb: one session per process on a data directory.
 
 chdb lets one process at a time open a directory; a second one fails with
-"Cannot lock file .../status", which becomes :class:`StoreBusyError` with advice. Inserts go
-through a pyarrow table read by the ``Python()`` table function (columnar, no per-row text).
+"Cannot lock file .../status", which becomes :class:`StoreBusyError` with advice. Inserts send an
+Arrow IPC stream through ``send_insert`` (columnar, no per-row text; the fastest chdb path).
 """
 
 from __future__ import annotations
@@ -128,11 +128,17 @@ class ChdbBackend:
         try:
             import pyarrow as pa
 
-            ebi_batch = pa.table({n: pa.array(v, _column_type(types[n], v))
-                                  for n, v in columns.items()})
-            names = ", ".join(columns)
-            self.session.query(
-                f"INSERT INTO {table} ({names}) SELECT {names} FROM Python(ebi_batch)")
+            batch = pa.table({n: pa.array(v, _column_type(types[n], v))
+                              for n, v in columns.items()})
+            sink = pa.BufferOutputStream()
+            with pa.ipc.new_stream(sink, batch.schema) as writer:
+                writer.write_table(batch)
+            data = sink.getvalue().to_pybytes()
+            # ArrowStream through send_insert: the fastest bulk path of chdb (no SQL text).
+            with self.session.send_insert(
+                    f"INSERT INTO {table} ({', '.join(columns)})", "ArrowStream") as inserter:
+                inserter.append(data)
+                inserter.finish()
         except Exception as exc:
             raise classify(exc, f"insert into {table}") from exc
 

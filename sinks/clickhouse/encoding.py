@@ -72,7 +72,7 @@ class RecordDecoder:
             record = fastavro.schemaless_reader(body, writer, reader)
         except Exception:
             return self._slow(data, topic)
-        if body.tell() != len(data):
+        if body.tell() != len(data) or not isinstance(record, dict):
             return self._slow(data, topic)
         return record, schema_id
 
@@ -90,6 +90,7 @@ class Envelope:
     topic: str        # clean topic (full name)
     partition: int
     offset: int
+    table: str = ""   # base table the record goes to
 
 
 def _getter(path: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:

@@ -177,25 +177,25 @@ def _kind(avro_type: Any) -> tuple[str, bool]:
 
 # Tables written from the clean topics (logical topic -> table).
 READINGS = TableSpec(
-    "readings", "EnrichedTelemetryBatch", explode="readings",
+    "readings_raw", "EnrichedTelemetryBatch", explode="readings",
     skip=frozenset({"readings_in", "duplicates", "rejected"}),
     order_by=("enterprise_id", "sensor_id", "event_time", "reading_id"),
     partition_by="toYYYYMM(event_time)",
     doc="One row per accepted sensor reading (envelope fields repeated).")
 INCIDENT_REPORTS = TableSpec(
-    "incident_reports", "EnrichedIncidentReport", skip=frozenset({"duplicate"}),
+    "incident_reports_raw", "EnrichedIncidentReport", skip=frozenset({"duplicate"}),
     order_by=("incident_id", "report_id"), partition_by="toYYYYMM(occurred_at)",
     doc="Every incident report (the full history); replays are not stored.")
 HAZARDS = TableSpec(
-    "hazards", "EnrichedHazardRecord", skip=frozenset({"duplicate"}),
+    "hazards_raw", "EnrichedHazardRecord", skip=frozenset({"duplicate"}),
     order_by=("hazard_id", "version"), doc="Every version of every hidden-danger record.")
-ALERTS = TableSpec("alerts", "Alert", order_by=("alert_id",),
+ALERTS = TableSpec("alerts_raw", "Alert", order_by=("alert_id",),
                    partition_by="toYYYYMM(event_time)", doc="Alerts raised by the worker.")
-GATEWAY_STATUS = TableSpec("gateway_status", "GatewayStatus",
+GATEWAY_STATUS = TableSpec("gateway_status_raw", "GatewayStatus",
                            order_by=("gateway_id", "changed_at", "status"),
                            doc="Gateways going offline and coming back.")
 DEAD_LETTERS = TableSpec(
-    "dead_letters", "DeadLetter",
+    "dead_letters_raw", "DeadLetter",
     order_by=("source_topic", "source_partition", "source_offset", "stage",
               "ifNull(record_index, -1)"),
     doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected (sink).")
@@ -205,9 +205,9 @@ TABLES: dict[str, TableSpec] = {t.name: t for t in (
 
 # logical topic -> table
 TOPIC_TABLES: dict[str, str] = {
-    "telemetry.clean": "readings", "incidents.clean": "incident_reports",
-    "hazards.clean": "hazards", "alerts": "alerts", "gateway.status": "gateway_status",
-    "deadletter": "dead_letters",
+    "telemetry.clean": "readings_raw", "incidents.clean": "incident_reports_raw",
+    "hazards.clean": "hazards_raw", "alerts": "alerts_raw",
+    "gateway.status": "gateway_status_raw", "deadletter": "dead_letters_raw",
 }
 
 # The ledger: one row per input message (the basis of `ebi reconcile`).

@@ -100,7 +100,8 @@ class Kafka:
         if not (self.dir / "data" / "meta.properties").exists():
             cluster_id = _cluster_id()
             formatted = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(config),
+                [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                 "-c", str(config),
                  "--ignore-formatted"],
                 capture_output=True, text=True,
             )

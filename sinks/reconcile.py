@@ -1,0 +1,123 @@
+"""Reconciliation: what Kafka says was published against what ClickHouse accounts for.
+
+Per input topic and partition, every offset in ``[low, high)`` must appear exactly once in the
+ledger (an enriched envelope or a whole-message dead letter). For telemetry, the readings the
+ledger says were accepted must also be in the readings table. Anything else is a gap.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from sinks.clickhouse.client import Backend
+
+INPUT_TOPICS = ("telemetry", "incidents", "hazards")
+
+
+@dataclass
+class PartitionCheck:
+    topic: str
+    partition: int
+    low: int
+    high: int
+    enriched: int = 0
+    dead_letters: int = 0
+    duplicates: int = 0          # envelopes the worker recognised as replays
+    readings_dropped: int = 0    # readings dropped as duplicates inside envelopes
+    readings_rejected: int = 0   # readings sent to the dead letters
+    readings_expected: int = 0   # accepted by the worker, not rejected by ClickHouse
+    readings_found: int = 0
+    missing: list[tuple[int, int]] = field(default_factory=list)  # offset ranges [a, b]
+
+    @property
+    def published(self) -> int:
+        return max(0, self.high - self.low)
+
+    @property
+    def accounted(self) -> int:
+        return self.enriched + self.dead_letters
+
+    @property
+    def missing_count(self) -> int:
+        return sum(b - a + 1 for a, b in self.missing)
+
+    @property
+    def ok(self) -> bool:
+        return (not self.missing and self.accounted == self.published
+                and self.readings_found == self.readings_expected)
+
+
+def _ranges(offsets: Iterable[int], low: int, high: int) -> list[tuple[int, int]]:
+    """Offsets in [low, high) that are NOT in ``offsets``, as inclusive ranges."""
+    gaps = []
+    expected = low
+    for offset in sorted(o for o in set(offsets) if low <= o < high):
+        if offset > expected:
+            gaps.append((expected, offset - 1))
+        expected = offset + 1
+    if expected < high:
+        gaps.append((expected, high - 1))
+    return gaps
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def reconcile(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int]]
+              ) -> list[PartitionCheck]:
+    """``watermarks``: (full input topic, partition) -> (low, high) from Kafka."""
+    checks = {key: PartitionCheck(key[0], key[1], low, high)
+              for key, (low, high) in sorted(watermarks.items())}
+    if not checks:
+        return []
+    where = " OR ".join(
+        f"(source_topic = {_q(c.topic)} AND source_partition = {c.partition} AND "
+        f"source_offset >= {c.low} AND source_offset < {c.high})" for c in checks.values())
+    rows = backend.query(f"""
+SELECT source_topic, source_partition, countIf(outcome = 'enriched'),
+       countIf(outcome = 'deadletter'), sum(duplicate),
+       sumIf(duplicates, record_type = 'telemetry'), sumIf(rejected, record_type = 'telemetry'),
+       sumIf(accepted - sink_rejected, record_type = 'telemetry')
+FROM ledger FINAL WHERE {where}
+GROUP BY source_topic, source_partition""").rows
+    for topic, partition, enriched, dead, dup, dropped, rejected, expected in rows:
+        check = checks[(str(topic), int(partition))]
+        check.enriched, check.dead_letters, check.duplicates = int(enriched), int(dead), int(dup)
+        check.readings_dropped, check.readings_rejected = int(dropped), int(rejected)
+        check.readings_expected = int(expected)
+    for topic, partition, found in backend.query(f"""
+SELECT source_topic, source_partition, count() FROM readings_raw FINAL
+WHERE {where} GROUP BY source_topic, source_partition""").rows:
+        checks[(str(topic), int(partition))].readings_found = int(found)
+    for check in checks.values():
+        if check.accounted != check.published:
+            offsets = [int(r[0]) for r in backend.query(
+                f"SELECT DISTINCT source_offset FROM ledger WHERE source_topic = "
+                f"{_q(check.topic)} AND source_partition = {check.partition} AND "
+                f"source_offset >= {check.low} AND source_offset < {check.high}").rows]
+            check.missing = _ranges(offsets, check.low, check.high)
+    return list(checks.values())
+
+
+def report_lines(checks: list[PartitionCheck]) -> list[str]:
+    head = (f"{'topic':<28} {'part':>4} {'published':>9} {'enriched':>8} {'deadltr':>7} "
+            f"{'dup':>5} {'rd.drop':>7} {'rd.rej':>6} {'readings':>9} {'expected':>9}  status")
+    lines = [head, "-" * len(head)]
+    for c in checks:
+        status = "ok" if c.ok else "GAP"
+        lines.append(f"{c.topic:<28} {c.partition:>4} {c.published:>9} {c.enriched:>8} "
+                     f"{c.dead_letters:>7} {c.duplicates:>5} {c.readings_dropped:>7} "
+                     f"{c.readings_rejected:>6} {c.readings_found:>9} "
+                     f"{c.readings_expected:>9}  {status}")
+        if c.missing:
+            shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in c.missing[:10])
+            more = f" (+{len(c.missing) - 10} more ranges)" if len(c.missing) > 10 else ""
+            lines.append(f"    missing offsets ({c.missing_count}): {shown}{more}")
+        if c.accounted > c.published:
+            lines.append(f"    {c.accounted - c.published} more ledger entries than offsets")
+        if c.readings_found != c.readings_expected:
+            lines.append(f"    readings table holds {c.readings_found}, ledger expects "
+                         f"{c.readings_expected}")
+    return lines

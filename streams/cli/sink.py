@@ -1,0 +1,111 @@
+"""``ebi sink``: write the clean topics, alerts and dead letters to ClickHouse.
+
+Runs its own consumer group (``sink_group``), migrates the schema first (idempotent),
+creates missing topics so it can start before the worker, and stops cleanly on SIGTERM or
+Ctrl-C (what is buffered is written and committed first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from sinks.clickhouse.client import ClickHouseError, SchemaError
+from sinks.clickhouse.migrations import migrate
+from sinks.store import open_store
+from streams.settings import Settings
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--no-migrate", action="store_true",
+                        help="do not run the migrations at start")
+    parser.add_argument("--idle-exit", type=float, default=0.0, metavar="SECONDS",
+                        help="stop once every partition has been read to its end and "
+                             "written for this long (0: run until stopped)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from confluent_kafka import Consumer
+
+    from schemas.catalog import TOPICS
+    from schemas.registry import SchemaRegistry
+    from sinks.clickhouse.encoding import RecordDecoder
+    from sinks.clickhouse.schema import TOPIC_TABLES
+    from sinks.clickhouse.sink import ClickHouseSink
+    from sinks.consumer import SINK_TOPICS, SinkLoop, consumer_config
+    from streams.httpserver import Heartbeat, StatusServer
+    from streams.metrics import Metrics
+    from streams.readiness import ClickHouseCheck
+    from streams.worker.topics import ensure_topics
+
+    backend = open_store(settings, "sink", create_database=True)
+    if backend is None:
+        return 1
+    try:
+        if not args.no_migrate:
+            report = migrate(backend)
+            if report.applied:
+                print(f"ebi sink: {report.summary()}", file=sys.stderr)
+    except ClickHouseError as exc:
+        backend.close()
+        print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
+        return 1
+    try:
+        ensure_topics(settings)
+    except Exception as exc:  # KafkaException and friends: say where we looked
+        backend.close()
+        print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    registry = SchemaRegistry(settings.registry_url)
+    routes = {settings.topic(t): (TOPIC_TABLES[t], RecordDecoder(registry, TOPICS[t].record))
+              for t in SINK_TOPICS}
+    metrics = Metrics.create()
+    sink = ClickHouseSink(backend, routes, metrics, settings.sink_batch_rows,
+                          settings.sink_batch_seconds)
+    heartbeat = Heartbeat(max_age=60)
+    server = StatusServer.from_settings(
+        settings, "sink", metrics.registry, heartbeat=heartbeat,
+        checks={"clickhouse": ClickHouseCheck(lambda: not sink.failures)})
+    consumer = Consumer(consumer_config(settings.bootstrap, settings.sink_group))
+    loop = SinkLoop(consumer, sink, metrics, settings.sink_group, list(routes),
+                    max_buffered_rows=4 * settings.sink_batch_rows, on_cycle=heartbeat.beat)
+    stop = {"now": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    idle: dict[str, float] = {"since": -1.0, "checked": 0.0}
+
+    def should_stop() -> bool:
+        if stop["now"]:
+            return True
+        if args.idle_exit <= 0:
+            return False
+        now = time.monotonic()
+        if now - idle["checked"] < 0.5:
+            return False
+        idle["checked"] = now
+        if not loop.caught_up():
+            idle["since"] = -1.0
+            return False
+        if idle["since"] < 0:
+            idle["since"] = now
+        return now - idle["since"] >= args.idle_exit
+
+    if server is not None:
+        server.start()
+    try:
+        loop.run(should_stop)
+    except SchemaError as exc:
+        print(f"ebi sink: {exc} (run `ebi migrate`)", file=sys.stderr)
+        return 1
+    finally:
+        if server is not None:
+            server.stop()
+        backend.close()
+    return 0

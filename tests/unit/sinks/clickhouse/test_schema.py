@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from sinks.clickhouse.schema import DEAD_LETTERS, READINGS, TABLES, Field
+from tests.unit.sinks.fakes import MODERN, OLD
+
+
+def test_readings_explode_envelope_and_items() -> None:
+    names = [f.name for f in READINGS.fields()]
+    assert names[:4] == ["source_topic", "source_partition", "source_offset",
+                         "source_schema_id"]
+    assert "reading_id" in names and "gateway_id" in names
+    assert "readings_in" not in names and "readings" not in names
+    assert names[-3:] == ["clean_topic", "clean_partition", "clean_offset"]
+
+
+def test_types_follow_the_server() -> None:
+    modern = dict(READINGS.columns(MODERN))
+    old = dict(READINGS.columns(OLD))
+    assert modern["event_time"] == "DateTime64(3, 'UTC')"
+    assert "event_time_ms" not in modern
+    assert old["event_time"] == "DateTime('UTC')" and old["event_time_ms"] == "UInt16"
+    assert modern["metric"] == "LowCardinality(String)" and old["metric"] == "String"
+    assert modern["tag"] == "LowCardinality(Nullable(String))"
+    assert old["tag"] == "Nullable(String)"
+    assert modern["anomalies"] == "Array(String)"
+    assert modern["late"] == "UInt8" and modern["value"] == "Float64"
+
+
+def test_create_sql_is_replacing_merge_tree_keyed_by_the_record() -> None:
+    sql = READINGS.create_sql("ebi", OLD)
+    assert sql.startswith("CREATE TABLE IF NOT EXISTS ebi.readings_raw")
+    assert "ReplacingMergeTree(_version)" in sql
+    assert "PARTITION BY toYYYYMM(event_time)" in sql
+    assert "ORDER BY (enterprise_id, sensor_id, event_time, reading_id)" in sql
+    assert "ifNull(record_index, -1)" in DEAD_LETTERS.create_sql("ebi", MODERN)
+
+
+def test_every_table_has_bookkeeping_columns() -> None:
+    for spec in TABLES.values():
+        cols = dict(spec.columns(MODERN))
+        assert {"clean_topic", "clean_offset", "_version", "inserted_at"} <= set(cols)
+
+
+def test_default_sql_for_new_optional_fields() -> None:
+    assert Field("x", "string", ("x",), nullable=True).default_sql() == "NULL"
+    assert Field("x", "long", ("x",), default=0, has_default=True).default_sql() == "0"
+    assert Field("x", "boolean", ("x",), default=True, has_default=True).default_sql() == "1"
+    assert Field("x", "string", ("x",), default="it's", has_default=True
+                 ).default_sql() == "'it\\'s'"
+    assert Field("x", "array_string", ("x",), default=[], has_default=True
+                 ).default_sql() == "[]"
