@@ -70,7 +70,7 @@ def _watermarks(settings: Settings, topics: tuple[str, ...]) -> dict[str, int]:
                 continue
             total = 0
             for partition in info.partitions:
-                low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
+                _low, high = consumer.get_watermark_offsets(TopicPartition(topic, partition),
                                                            timeout=5)
                 total += high
             totals[name] = total
