@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from streams.settings import Settings
 from streams.stack import Stack, StackError
-from streams.stack.process import free_port
+from streams.stack.process import free_port, port_free
 
 INPUTS = ("telemetry", "heartbeats", "hazards", "incidents")
 OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "alerts", "deadletter")
@@ -52,6 +52,15 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: str,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
     return Child(name, proc, metrics_port, log)
+
+
+def _port_pair() -> int:
+    """A free port whose successor is free too."""
+    for _ in range(50):
+        port = free_port()
+        if port < 65535 and port_free(port + 1):
+            return port
+    raise StackError("no two consecutive free ports for the metrics endpoints")
 
 
 def _watermarks(settings: Settings, topics: tuple[str, ...]) -> dict[str, int]:
@@ -141,15 +150,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     "EBI_DATA_DIR": str(settings.data_dir)})
         log_dir = str(settings.log_dir)
         os.makedirs(log_dir, exist_ok=True)
-        for step in (["schemas", "register"], ["migrate"]):
+        for step in (["schemas", "register"], ["migrate", "--quiet"]):
             done = subprocess.run([sys.executable, "-m", "streams", *step], env=env)
             if done.returncode != 0:
                 raise StackError(f"`ebi {' '.join(step)}` failed (exit {done.returncode})")
-        worker_port, sink_port = free_port(), free_port()
-        children.append(_spawn("worker", ["worker"], {**env, "EBI_METRICS_PORT": str(worker_port)},
-                               log_dir, worker_port))
-        sink = _spawn("sink", ["sink"], {**env, "EBI_METRICS_PORT": str(sink_port)}, log_dir,
-                      sink_port)
+        worker_port = _port_pair()  # the worker serves on it, the sink on the next one
+        sink_port = worker_port + 1
+        env["EBI_METRICS_PORT"] = str(worker_port)
+        children.append(_spawn("worker", ["worker"], env, log_dir, worker_port))
+        sink = _spawn("sink", ["sink", "--no-migrate"], env, log_dir, sink_port)
         children.append(sink)
         sim_args = ["simulate", "--rate", str(args.rate), "--seed", str(args.seed),
                     "--duration", str(args.duration or 10**9),

@@ -1,0 +1,38 @@
+"""`ebi run` (what `make run` calls): the stack comes up, data flows from the simulator through
+worker and sink into ClickHouse, and at the end no service process is left and the data stays
+queryable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from streams.stack.process import free_port
+
+pytestmark = pytest.mark.integration
+
+
+def _ebi(args: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "streams", *args], env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_run_brings_the_stack_up_and_down_and_keeps_the_data(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBI_")}
+    env.update({
+        "EBI_DATA_DIR": str(tmp_path / "var"),
+        "EBI_KAFKA_PORT": str(free_port()), "EBI_KAFKA_CONTROLLER_PORT": str(free_port()),
+        "EBI_REGISTRY_PORT": str(free_port()),
+    })
+    done = _ebi(["run", "--duration", "12", "--rate", "1000"], env, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "no service process left" in done.stdout
+    status = _ebi(["stack", "status"], env, timeout=60)
+    assert "local processes: none running" in status.stdout
+    query = _ebi(["query", "--format", "csv", "SELECT count() FROM readings"], env, timeout=60)
+    assert query.returncode == 0, query.stderr
+    assert int(query.stdout.strip().splitlines()[-1]) > 0
