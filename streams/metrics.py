@@ -22,6 +22,7 @@ class Metrics:
     records_out: Counter         # topic, type: messages produced
     rejects: Counter             # topic, reason: dead letters by reason code
     duplicates: Counter          # type: replays dropped
+    replays_skipped: Counter     # topic: messages already applied before a crash/rebalance
     late_reports: Counter        # kind: telemetry / PRODUCTION_SAFETY / NATURAL_DISASTER
     anomalies: Counter           # type: SPIKE, FLATLINE, OUTLIER, ALARM_L1, ...
     alerts: Counter              # type
@@ -61,6 +62,8 @@ class Metrics:
                             "reason"),
             duplicates=counter("ebi_duplicates_dropped", "Replays dropped by deduplication",
                                "type"),
+            replays_skipped=counter("ebi_replays_skipped", "Messages read again after a crash or "
+                                    "rebalance whose outputs were already delivered", "topic"),
             late_reports=counter("ebi_late_reports", "Reports or readings flagged late",
                                  "kind"),
             anomalies=counter("ebi_anomalies", "Anomalies detected", "type"),

@@ -59,6 +59,17 @@ def arrival_ms(source: Source, now_ms: int) -> int:
     return source.timestamp_ms if source.timestamp_ms > 0 else now_ms
 
 
+def already_applied(state: dict[str, Any] | None, field: str, source: Source) -> bool:
+    """Whether ``state`` already reflects this message: ``state[field]`` holds the packed
+    coordinates of the last message applied, and this one is on the same partition and not
+    newer. Its outputs were acknowledged before that state was written, so it is skipped."""
+    if state is None:
+        return False
+    applied = state.get(field)
+    return applied is not None and applied // PARTITION_SHIFT == source.partition and \
+        applied >= source.packed
+
+
 def canary_tag(*ids: str) -> str | None:
     """``canary-<run>`` for canary ids (``canary-<run>-...``), else None."""
     for ident in ids:
@@ -76,6 +87,7 @@ class Outputs:
     dead_letters: list[Record] = field(default_factory=list)
     alerts: list[Record] = field(default_factory=list)
     statuses: list[Record] = field(default_factory=list)   # GatewayStatus
+    replay: bool = False      # already applied before a crash or rebalance: nothing to send
 
     def extend(self, other: Outputs) -> None:
         self.dead_letters.extend(other.dead_letters)

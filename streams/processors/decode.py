@@ -27,6 +27,7 @@ from schemas.codec import (
     SchemaSource,
     SerializationContext,
 )
+from streams.processors.common import Record, Source, canary_tag, dead_letter
 
 _HEADER = struct.Struct(">bI")
 
@@ -123,3 +124,26 @@ class MillisSerializer(AvroSerializer):
         out.write(self.header(ctx.topic, ctx.record))
         fastavro.schemaless_writer(out, millis_schema(ctx.record), obj)
         return out.getvalue()
+
+
+def decode_or_dead_letter(deserializer: AvroDeserializer, record: str, source: Source,
+                          key: bytes | None, value: bytes | None, now_ms: int) -> tuple[
+        dict[str, Any] | None, Source, Record | None]:
+    """(decoded record, source with the writer schema id, None) or (None, source, dead letter
+    with the decode error code, the original bytes and the coordinates)."""
+    try:
+        decoded, schema_id = deserializer(value, SerializationContext(source.topic, record))
+    except DecodeError as exc:
+        src = source.with_schema(deserializer.schema_id(value))
+        return None, src, dead_letter(src, key, value or b"", exc.code, exc.message, "decode",
+                                      now_ms, tag=_key_tag(key))
+    return decoded, source.with_schema(schema_id), None
+
+
+def _key_tag(key: bytes | None) -> str | None:
+    if not key:
+        return None
+    try:
+        return canary_tag(key.decode("utf-8"))
+    except UnicodeDecodeError:
+        return None

@@ -3,15 +3,22 @@
 A gateway's state is the telemetry table value keyed by gateway_id (shared with
 :mod:`.telemetry`); this module owns its liveness fields:
 
-``e`` enterprise, ``ls`` last sign of life (Kafka arrival time of its last heartbeat or
-envelope, ms), ``iv`` heartbeat interval (ms), ``on`` online flag, ``os`` online since,
-``up`` online time accumulated over finished online periods (ms), ``hs`` last heartbeat
-sequence.
+``e`` enterprise, ``ls`` last sign of life in the gateway's own time (``sent_at`` of its
+latest heartbeat or envelope, ms), ``la`` Kafka arrival time of its latest message, ``iv``
+heartbeat interval (ms), ``on`` online flag, ``os`` online since (gateway time), ``up``
+online time accumulated over finished online periods (ms), ``hs`` last heartbeat sequence.
 
 A gateway is offline once it has been silent for ``offline_after_intervals`` heartbeat
-intervals. The periodic check (:meth:`GatewayMonitor.check_silence`) raises the OFFLINE
-status and alert on time; a message from a silent gateway decides the same thing on its own
-(same deterministic ids), so nothing depends on the timer having run before a restart.
+intervals. Two paths decide it, with the same deterministic ids (the OFFLINE change is dated
+``ls`` + the allowed silence):
+
+- the periodic check (:meth:`GatewayMonitor.check_silence`): nothing has ARRIVED from the
+  gateway for longer than allowed (worker clock against arrival times, so gateway clock skew
+  does not matter; skipped while the worker reads a backlog, see
+  :func:`partition_caught_up`);
+- the gateway's next message: the gap between its sent_at and the previous sign of life is
+  longer than allowed (so a gap is found in replayed or late-delivered data too, and nothing
+  depends on the timer having run before a restart). It then also comes back ONLINE.
 """
 
 from __future__ import annotations
@@ -21,7 +28,15 @@ from typing import Any
 
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.common import Outputs, Record, Source, arrival_ms, canary_tag, dead_letter
+from streams.processors.common import (
+    Outputs,
+    Record,
+    Source,
+    already_applied,
+    arrival_ms,
+    canary_tag,
+    dead_letter,
+)
 from streams.processors.common import make_alert as _alert
 from streams.processors.reference import ReferenceData
 from streams.records.rules import check_heartbeat
@@ -29,9 +44,10 @@ from streams.records.rules import check_heartbeat
 GatewayState = dict[str, Any]
 
 
-def new_gateway_state(enterprise_id: str, seen_ms: int, interval_ms: int) -> GatewayState:
-    return {"e": enterprise_id, "ls": seen_ms, "iv": interval_ms, "on": 1, "os": seen_ms,
-            "up": 0, "hs": -1, "s": {}, "q": []}
+def new_gateway_state(enterprise_id: str, sent_ms: int, arrival_ms: int,
+                      interval_ms: int) -> GatewayState:
+    return {"e": enterprise_id, "ls": sent_ms, "la": arrival_ms, "iv": interval_ms, "on": 1,
+            "os": sent_ms, "up": 0, "hs": -1, "s": {}, "q": []}
 
 
 def partition_caught_up(last_arrival_ms: int, last_activity_ms: int, now_ms: int,
@@ -76,31 +92,35 @@ class GatewayMonitor:
         state["up"] = state.get("up", 0) + max(0, state["ls"] - state["os"])
         state["on"] = 0
 
-    def seen(self, gateway_id: str, state: GatewayState, seen_ms: int, now_ms: int) -> Outputs:
-        """A heartbeat or envelope arrived at ``seen_ms``: back online if it was silent."""
+    def seen(self, gateway_id: str, state: GatewayState, sent_ms: int, arrival: int,
+             now_ms: int) -> Outputs:
+        """A heartbeat or envelope sent at ``sent_ms`` arrived: find a silence before it, and
+        bring the gateway back online if it was offline."""
         out = Outputs()
+        state["la"] = max(state.get("la", 0), arrival)
         last = state["ls"]
-        if seen_ms <= last:
-            return out            # an older message (out of order); last sign of life stands
-        if state["on"] and seen_ms - last > self.allowed_silence(state):
+        if state["on"] and sent_ms - last > self.allowed_silence(state):
             self._go_offline(gateway_id, state, now_ms, out)
         if not state["on"]:
-            silent = seen_ms - last
-            state["ls"] = seen_ms
-            out.statuses.append(self._status(gateway_id, state, "ONLINE", seen_ms, silent))
+            back = max(sent_ms, last)
+            silent = back - last
+            out.statuses.append(self._status(gateway_id, state, "ONLINE", back, silent))
             enterprise = state["e"]
             out.alerts.append(_alert(
-                "GATEWAY_ONLINE", "gateway", gateway_id, seen_ms, now_ms,
+                "GATEWAY_ONLINE", "gateway", gateway_id, back, now_ms,
                 f"gateway {gateway_id} of enterprise {enterprise} back online after "
                 f"{silent // 1000} s of silence", enterprise_id=enterprise,
                 region_code=self.reference.region_of(enterprise), value=silent / 1000))
             state["on"] = 1
-            state["os"] = seen_ms
-        state["ls"] = seen_ms
+            state["os"] = back
+        if sent_ms > last:
+            state["ls"] = sent_ms
         return out
 
     def heartbeat(self, beat: Record, source: Source, key: bytes | None, value: bytes,
                   state: GatewayState | None, now_ms: int) -> tuple[Outputs, GatewayState | None]:
+        if already_applied(state, "at_h", source):
+            return Outputs(replay=True), state
         arrival = arrival_ms(source, now_ms)
         gateway_id = beat["gateway_id"]
         enterprise = beat["enterprise_id"]
@@ -122,19 +142,21 @@ class GatewayMonitor:
             return out, state
         interval_ms = max(1, int(beat.get("interval_s") or 0)) * 1000
         if state is None:
-            state = new_gateway_state(enterprise, arrival, interval_ms)
+            state = new_gateway_state(enterprise, beat["sent_at"], arrival, interval_ms)
             out = Outputs()
         else:
-            out = self.seen(gateway_id, state, arrival, now_ms)
+            out = self.seen(gateway_id, state, beat["sent_at"], arrival, now_ms)
         state["e"] = enterprise
         state["iv"] = interval_ms
         state["hs"] = beat["sequence"]
+        state["at_h"] = source.packed
         return out, state
 
     def check_silence(self, gateway_id: str, state: GatewayState, now_ms: int) -> Outputs:
-        """The periodic check: OFFLINE once silent for longer than allowed."""
+        """The periodic check: OFFLINE once nothing arrived for longer than allowed."""
         out = Outputs()
-        if state["on"] and now_ms - state["ls"] > self.allowed_silence(state):
+        if state["on"] and now_ms - int(state.get("la") or state["ls"]) > \
+                self.allowed_silence(state):
             self._go_offline(gateway_id, state, now_ms, out)
         return out
 

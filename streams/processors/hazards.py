@@ -1,0 +1,88 @@
+"""Hidden-danger (隐患) records: validation, version deduplication and overdue rectification.
+
+State per hazard_id (faust table): ``v`` version -> packed source coordinates (the last
+``VERSIONS`` versions), ``max`` highest version seen, ``od`` rectification deadline already
+alerted, ``at_z`` packed coordinates of the last message applied. A version seen before under
+other coordinates is a duplicate (ledgered with ``duplicate=true``); an older version arriving
+late is kept (ClickHouse keeps the highest version).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from streams.metrics import Metrics
+from streams.policy import Policy
+from streams.processors.common import (
+    Outputs,
+    Record,
+    Source,
+    already_applied,
+    arrival_ms,
+    canary_tag,
+    dead_letter,
+    make_alert,
+)
+from streams.processors.reference import ReferenceData
+from streams.records.rules import check_hazard
+
+HazardState = dict[str, Any]
+VERSIONS = 32
+
+
+class HazardProcessor:
+    def __init__(self, policy: Policy, reference: ReferenceData, metrics: Metrics) -> None:
+        self.policy = policy
+        self.reference = reference
+        self.metrics = metrics
+
+    def process(self, rec: Record, source: Source, key: bytes | None, value: bytes,
+                state: HazardState | None, now_ms: int) -> tuple[Outputs, HazardState | None]:
+        if already_applied(state, "at_z", source):
+            return Outputs(replay=True), state
+        out = Outputs()
+        hazard_id, version, enterprise = rec["hazard_id"], rec["version"], rec["enterprise_id"]
+        tag = canary_tag(hazard_id, enterprise)
+        arrival = arrival_ms(source, now_ms)
+        where = f"hazard {hazard_id} version {version}"
+        problems = check_hazard(rec, self.policy, arrival)
+        if problems:
+            code = problems[0].code
+            why = "; ".join(f"{p.field}: {p.message}" for p in problems)
+        elif enterprise not in self.reference.enterprises:
+            code, why = "UNKNOWN_ENTERPRISE", f"enterprise {enterprise} is not registered"
+        else:
+            code = ""
+        if code:
+            out.dead_letters.append(dead_letter(source, key, value, code, f"{where}: {why}",
+                                                "validate", now_ms, record_id=hazard_id, tag=tag))
+            return out, state
+        if state is None:
+            state = {"v": {}, "max": -1, "od": 0}
+        seen = state["v"].get(str(version))
+        duplicate = seen is not None and seen != source.packed
+        deadline = rec.get("rectification_deadline")
+        overdue = rec["status"] != "CLOSED" and deadline is not None and arrival > deadline
+        if duplicate:
+            self.metrics.duplicates.labels("hazard").inc()
+        else:
+            versions = state["v"]
+            versions[str(version)] = source.packed
+            if len(versions) > VERSIONS:
+                for old in sorted(versions, key=int)[:-VERSIONS]:
+                    del versions[old]
+            state["max"] = max(state["max"], version)
+            if overdue and deadline is not None and state["od"] != deadline \
+                    and version >= state["max"]:
+                state["od"] = deadline
+                out.alerts.append(make_alert(
+                    "HAZARD_OVERDUE", "hazard", hazard_id, deadline, now_ms,
+                    f"{where} ({rec['level']}, {rec['category']}) at enterprise {enterprise} is "
+                    f"{rec['status']} past its rectification deadline {deadline}",
+                    enterprise_id=enterprise, region_code=rec["region_code"],
+                    value=(arrival - deadline) / 1000, tag=tag))
+        state["at_z"] = source.packed
+        out.clean = dict(rec)
+        out.clean.update(source=source.record(), received_at=now_ms, duplicate=duplicate,
+                         overdue=overdue)
+        return out, state

@@ -1,0 +1,216 @@
+"""The faust app: ``create_app(settings, metrics) -> faust.App`` (nothing global).
+
+Agents (concurrency 1 each; scale out with partitions and more workers in one group):
+
+- ``gateways`` over telemetry + heartbeats (both keyed by gateway_id and co-partitioned),
+  state table ``gateways``;
+- ``incidents`` over incidents, table ``incidents``; ``hazards`` over hazards, table
+  ``hazards``.
+
+Each agent takes events in batches (:mod:`.batches`): it decodes and processes every
+message, sends the outputs (exactly one ledger record per input message, plus
+alerts/statuses/dead letters), and once every output is acknowledged writes each touched key's
+state once to its table and acks the events. faust commits offsets after flushing its
+producer, so a committed offset always has its outputs and its state change in Kafka
+(at-least-once). An error while sending ends the process at once (no ack, no commit, no
+flush): the batch is read again by whoever gets the partitions.
+
+A timer (``policy.check_every``) runs the silence and deadline-clock checks over the locally
+owned state and updates the gauges.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, cast
+
+import faust
+
+from schemas.codec import SchemaSource
+from streams.httpserver import Heartbeat
+from streams.metrics import Metrics
+from streams.policy import Policy, load_policy
+from streams.processors.decode import MillisDeserializer, MillisSerializer
+from streams.processors.reference import ReferenceData
+from streams.settings import Settings
+from streams.worker import faust_fixes
+from streams.worker.batches import BatchRunner, OffsetGuard, die
+from streams.worker.outputs import OutputSender
+from streams.worker.pipeline import STATE_OF, Pipeline, now_ms
+from streams.worker.reference import ReferenceFeed
+from streams.worker.state import StateCache
+
+log = logging.getLogger(__name__)
+
+BATCH_MAX = 500          # events per batch
+BATCH_WITHIN = 0.02      # seconds to wait for a batch to fill
+
+
+@dataclass
+class WorkerApp:
+    """The app and the pieces tests and the CLI need to reach."""
+
+    app: faust.App
+    settings: Settings
+    pipeline: Pipeline
+    feed: ReferenceFeed
+    sender: OutputSender
+    stores: dict[str, StateCache]
+    heartbeat: Heartbeat
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+def create_app(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
+               registry: SchemaSource | None = None) -> faust.App:
+    return build(settings, metrics, policy=policy, registry=registry).app
+
+
+def state_dir(settings: Settings) -> str:
+    return str(settings.data_dir / "worker" / settings.worker_id / settings.worker_instance)
+
+
+def _faust_app(settings: Settings, partitions: int) -> faust.App:
+    return faust.App(
+        settings.worker_id,
+        broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
+        store="rocksdb://",
+        datadir=state_dir(settings),
+        web_enabled=False,
+        autodiscover=False,
+        topic_replication_factor=1,
+        topic_partitions=partitions,
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        producer_linger_ms=5,
+        producer_max_batch_size=256 * 1024,   # default 16 KiB: two enriched envelopes
+        broker_session_timeout=10.0,
+        broker_heartbeat_interval=3.0,
+        broker_commit_interval=1.0,
+        stream_wait_empty=True,
+        logging_config=None,
+    )
+
+
+def changelog_topic(settings: Settings, table: str) -> str:
+    """faust's name for a table's changelog topic."""
+    return f"{settings.worker_id}-{table}-changelog"
+
+
+def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
+          registry: SchemaSource | None = None, partitions: int | None = None,
+          table_partitions: dict[str, int] | None = None) -> WorkerApp:
+    """Construct everything (no I/O: connections start with the app)."""
+    if registry is None:
+        from schemas.registry import SchemaRegistry
+
+        registry = SchemaRegistry(settings.registry_url)
+    policy = policy or load_policy(settings.policy_file or None)
+    partitions = partitions or settings.topic_partitions
+    Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
+    faust_fixes.apply()
+    app = _faust_app(settings, partitions)
+    reference = ReferenceData(policy)
+
+    def table(name: str) -> Any:
+        # bytes keys and values: faust uses the "raw" codec; values are our JSON.
+        # Partitions: those of the table's input topics (co-partitioned).
+        return app.Table(name, default=None, key_type=bytes, value_type=bytes,
+                         partitions=(table_partitions or {}).get(name, partitions))
+
+    stores = {name: StateCache(table(name), name) for name in ("gateways", "incidents",
+                                                               "hazards")}
+    pipeline = Pipeline(policy, reference, metrics, MillisDeserializer(registry),
+                        stores)  # type: ignore[arg-type]
+    feed = ReferenceFeed(settings, registry, reference, metrics)
+    sender = OutputSender(_LazyProducer(app), settings, MillisSerializer(registry), metrics)
+    worker = WorkerApp(app, settings, pipeline, feed, sender, stores, Heartbeat(max_age=60))
+    logical = {settings.topic(name): name for name in STATE_OF}
+
+    def topic(*names: str) -> Any:
+        return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
+                         key_serializer="raw", value_serializer="raw")
+
+    # faust's record of each partition's committed offset (set by its seek after assignment)
+    guard = OffsetGuard(lambda tp: getattr(app.consumer, "_committed_offset", {}).get(tp))
+    async def seek(tp: Any, offset: int) -> None:
+        await app.consumer.seek(tp, offset)
+
+    def forget(message: Any) -> None:
+        # a dropped message will be read again: faust must not wait for its ack
+        getattr(app.consumer, "_unacked_messages", set()).discard(message)
+
+    runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
+                         lambda: int(app.consumer_generation_id or 0), seek, forget)
+
+    async def consume(stream: Any) -> None:
+        await worker.ready.wait()
+        await runner.consume(stream, BATCH_MAX, BATCH_WITHIN)
+
+    for agent_name, names in (("gateways", ("telemetry", "heartbeats")),
+                              ("incidents", ("incidents",)), ("hazards", ("hazards",))):
+        consume_fn = _named(consume, agent_name)
+        app.agent(topic(*names), name=f"ebi.{agent_name}", concurrency=1)(consume_fn)
+
+    @app.timer(interval=policy.check_every.total_seconds())
+    async def clocks() -> None:
+        if not worker.ready.is_set():
+            return
+        out, changed = pipeline.tick(now_ms())
+        pending: list[Any] = []
+        try:
+            await sender.send("telemetry", out, pending)
+            await sender.flush(pending)
+        except BaseException as exc:
+            die(exc)
+        for change in changed:
+            store = stores[change.store]
+            partition = store.partition_of(change.key)
+            if partition is not None:
+                store.persist_from_timer(change.key, partition)
+        worker.heartbeat.beat()
+
+    @app.task
+    async def startup() -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sender.register_schemas)
+        await loop.run_in_executor(None, feed.start)
+        if not await loop.run_in_executor(None, feed.sync, 120.0):
+            log.error("reference data not loaded within 120 s; starting anyway")
+        log.info("reference data: %d enterprises, %d sensors", len(feed.reference.enterprises),
+                 len(feed.reference.sensors))
+        worker.ready.set()
+
+    async def partitions_moved(sender_app: Any, *args: Any, signal: Any = None,
+                               **kwargs: Any) -> None:
+        for store in stores.values():
+            store.clear()
+        pipeline.reset_partitions()
+        guard.reset()
+
+    app.on_partitions_revoked.connect(cast(Any, partitions_moved))
+    app.on_partitions_assigned.connect(cast(Any, partitions_moved))
+
+    app.ebi = worker  # type: ignore[attr-defined]
+    return worker
+
+
+def _named(fn: Any, name: str) -> Any:
+    async def agent(stream: Any) -> None:
+        await fn(stream)
+
+    agent.__name__ = agent.__qualname__ = name
+    return agent
+
+
+class _LazyProducer:
+    """``app.producer`` is created when first used, not when the app is built."""
+
+    def __init__(self, app: faust.App) -> None:
+        self._app = app
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None,
+                   timestamp: float | None, headers: Any) -> Any:
+        return await self._app.producer.send(topic, key, value, partition, timestamp, headers)

@@ -1,0 +1,151 @@
+"""Small Kafka helpers around the worker: publish records and read decoded outputs back.
+
+Used by ``ebi canary`` and the integration tests (not by the worker's hot path).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from schemas.catalog import TOPICS
+from schemas.codec import AvroSerializer, DecodeError, SchemaSource, SerializationContext
+from streams.processors.decode import MillisDeserializer
+from streams.settings import Settings
+
+Coordinates = tuple[str, int, int]     # topic, partition, offset
+
+
+def publish(settings: Settings, registry: SchemaSource,
+            items: Iterable[tuple[str, str, dict[str, Any] | bytes | None]],
+            producer: Any = None, timeout: float = 60.0) -> list[Coordinates]:
+    """Send ``(logical topic, key, record, raw bytes or None for a tombstone)`` in order;
+    returns the coordinates of each message (in the same order) once all are acknowledged."""
+    from confluent_kafka import Producer
+
+    own = producer is None
+    if own:
+        producer = Producer({"bootstrap.servers": settings.bootstrap, "acks": "all",
+                             "enable.idempotence": True, "linger.ms": 20,
+                             "compression.type": "zstd"})
+    serializer = AvroSerializer(registry)
+    coords: list[Coordinates | None] = []
+    errors: list[str] = []
+
+    def delivered(index: int) -> Callable[[Any, Any], None]:
+        def report(err: Any, msg: Any) -> None:
+            if err is not None:
+                errors.append(str(err))
+            else:
+                coords[index] = (msg.topic(), msg.partition(), msg.offset())
+        return report
+
+    for index, (logical, key, value) in enumerate(items):
+        topic = settings.topic(logical)
+        if isinstance(value, dict):
+            value = serializer(value, SerializationContext(topic, TOPICS[logical].record))
+        coords.append(None)
+        while True:
+            try:
+                producer.produce(topic, value=value, key=key.encode() if key else None,
+                                 on_delivery=delivered(index))
+                break
+            except BufferError:
+                producer.poll(0.05)
+        producer.poll(0)
+    left = producer.flush(timeout)
+    if left or errors or any(c is None for c in coords):
+        raise RuntimeError(f"publishing failed: {left} undelivered, errors: {errors[:3]}")
+    return [c for c in coords if c is not None]
+
+
+@dataclass
+class Output:
+    topic: str          # logical
+    partition: int
+    offset: int
+    key: bytes | None
+    record: dict[str, Any]
+
+
+class OutputReader:
+    """Reads logical topics from given start offsets (default: the beginning), decoded."""
+
+    def __init__(self, settings: Settings, registry: SchemaSource, logical: Iterable[str],
+                 start: dict[tuple[str, int], int] | None = None) -> None:
+        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+
+        self.settings = settings
+        self.names = {settings.topic(name): name for name in logical}
+        self.deserializer = MillisDeserializer(registry)
+        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap,
+                                  "group.id": f"{settings.worker_id}-reader",
+                                  "enable.auto.commit": False})
+        meta = self.consumer.list_topics(timeout=30)
+        assignment = []
+        for topic in self.names:
+            for p in meta.topics[topic].partitions:
+                offset = (start or {}).get((topic, p), OFFSET_BEGINNING)
+                assignment.append(TopicPartition(topic, p, offset))
+        self.consumer.assign(assignment)
+        self.outputs: list[Output] = []
+        self.undecodable = 0
+
+    @staticmethod
+    def end_offsets(settings: Settings, logical: Iterable[str]) -> dict[tuple[str, int], int]:
+        """Current end of each partition (to read only what comes after)."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer({"bootstrap.servers": settings.bootstrap,
+                             "group.id": f"{settings.worker_id}-offsets"})
+        try:
+            meta = consumer.list_topics(timeout=30)
+            ends = {}
+            for name in logical:
+                topic = settings.topic(name)
+                for p in meta.topics[topic].partitions:
+                    ends[(topic, p)] = consumer.get_watermark_offsets(
+                        TopicPartition(topic, p), timeout=10)[1]
+            return ends
+        finally:
+            consumer.close()
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Read what is there for up to ``seconds``; returns how many new outputs."""
+        got = 0
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            batch = self.consumer.consume(1000, 0.1)
+            for msg in batch:
+                if msg.error():
+                    continue
+                topic = str(msg.topic())
+                name = self.names[topic]
+                try:
+                    record, _ = self.deserializer(msg.value(), SerializationContext(
+                        topic, TOPICS[name].record))
+                except DecodeError:
+                    self.undecodable += 1
+                    continue
+                self.outputs.append(Output(name, int(msg.partition() or 0),
+                                           int(msg.offset() or 0), msg.key(), record))
+                got += 1
+            if not batch and got:
+                break
+        return got
+
+    def until(self, done: Callable[[list[Output]], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.poll(0.5)
+            if done(self.outputs):
+                return True
+        return done(self.outputs)
+
+    def of(self, logical: str) -> list[dict[str, Any]]:
+        return [o.record for o in self.outputs if o.topic == logical]
+
+    def close(self) -> None:
+        self.consumer.close()

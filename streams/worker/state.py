@@ -1,0 +1,125 @@
+"""Processor state in faust tables, with a decoded in-memory cache in front.
+
+Values are JSON (compact dicts, see the processors' docstrings), keys the record key bytes.
+Reads go to the cache, then to the table (rocksdict store, recovered from its changelog
+topic after a restart or a rebalance). Writes happen once per key per batch, after the
+batch's outputs were acknowledged (:meth:`StateCache.persist`), so the state never runs
+ahead of what was delivered. The cache is dropped whenever partitions move.
+
+faust decides which table partition (and changelog partition) a write goes to from the
+"current event"; a batch holds events of several partitions, so each key is written with the
+last event that touched it made current (same partition as the key, since the input topics
+are keyed and co-partitioned with the table).
+"""
+
+from __future__ import annotations
+
+import json
+import weakref
+from collections.abc import Iterator
+from typing import Any
+
+from faust.streams import _current_event  # faust's contextvar behind current_event()
+
+State = dict[str, Any]
+DELETE = b""          # snapshot of a deleted key (a real state is never empty JSON)
+_DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
+                          check_circular=False).encode
+
+
+class StateCache:
+    def __init__(self, table: Any, name: str) -> None:
+        self.table = table
+        self.name = name
+        self._cache: dict[bytes, State] = {}
+        self._deleted: set[bytes] = set()
+        self._last_event: dict[int, Any] = {}     # partition -> an event of that partition
+        self._partition: dict[bytes, int] = {}
+
+    def get(self, key: bytes) -> State | None:
+        state = self._cache.get(key)
+        if state is None and key not in self._deleted:
+            raw = self.table.get(key)
+            if raw is not None:
+                state = self._cache[key] = json.loads(raw)
+        return state
+
+    def put(self, key: bytes, state: State | None) -> None:
+        if state is None:
+            self._cache.pop(key, None)
+            self._deleted.add(key)
+        else:
+            self._cache[key] = state
+            self._deleted.discard(key)
+
+    def forget(self, key: bytes) -> None:
+        """Drop the cached copy (it may be half-updated); the table copy stands."""
+        self._cache.pop(key, None)
+
+    def snapshot(self, key: bytes) -> bytes | None:
+        """The encoded state of ``key`` now, to be written later: JSON bytes, ``DELETE``
+        for a deleted key, None when nothing is cached (a dropped, half-updated state)."""
+        if key in self._deleted:
+            return DELETE
+        state = self._cache.get(key)
+        return None if state is None else _DUMPS(state).encode()
+
+    def write(self, key: bytes, snapshot: bytes | None, event: Any) -> None:
+        """Write a snapshot to the table (one changelog message), in ``event``'s partition."""
+        if snapshot is None:
+            return
+        partition = event.message.partition
+        self._last_event[partition] = event
+        self._partition[key] = partition
+        token = _current_event.set(weakref.ref(event))
+        try:
+            if snapshot == DELETE:
+                self._deleted.discard(key)
+                if key in self.table:
+                    del self.table[key]
+            else:
+                self.table[key] = snapshot
+        finally:
+            _current_event.reset(token)
+
+    def persist(self, key: bytes, event: Any) -> None:
+        """Write ``key``'s cached state to the table now."""
+        self.write(key, self.snapshot(key), event)
+
+    def persist_from_timer(self, key: bytes, partition: int) -> bool:
+        """Persist a change made by a timer, with the last event seen on ``partition`` as
+        the context; False when there is none (the change is kept in memory and written with
+        the next event for the key)."""
+        event = self._last_event.get(partition)
+        if event is None:
+            return False
+        self.persist(key, event)
+        return True
+
+    def owned_keys(self) -> Iterator[bytes]:
+        """Keys of the partitions this worker owns (table) plus any cached."""
+        seen = set()
+        for key in list(self.table.keys()):
+            seen.add(key)
+            yield key
+        for key in list(self._cache):
+            if key not in seen:
+                yield key
+
+    def partition_of(self, key: bytes) -> int | None:
+        if key in self._partition:
+            return self._partition[key]
+        index = getattr(self.table.data, "_key_index", None)
+        if index is not None and key in index:
+            return int(index[key])
+        return None
+
+    def clear(self) -> None:
+        """Partitions moved: forget everything (the table is the truth)."""
+        self._cache.clear()
+        self._deleted.clear()
+        self._last_event.clear()
+        self._partition.clear()
+
+    def __len__(self) -> int:
+        return len(self._cache)

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from streams.policy import Policy
+from streams.processors.reference import ReferenceData
+from tests.unit.streams.processors.conftest import T0, sensor
+
+
+def test_sensor_limits_resolved_against_policy(policy: Policy) -> None:
+    ref = ReferenceData(policy)
+    assert ref.put_sensor(sensor("s-1"), T0)
+    assert ref.put_sensor(sensor("s-2", l1=0.8, l2=None), T0)
+    assert (ref.sensors["s-1"].alarm_level1, ref.sensors["s-1"].alarm_level2) == (1.0, 1.5)
+    assert (ref.sensors["s-2"].alarm_level1, ref.sensors["s-2"].alarm_level2) == (0.8, 1.5)
+
+
+def test_bad_registrations_are_ignored(policy: Policy) -> None:
+    ref = ReferenceData(policy)
+    assert not ref.put_sensor(sensor("s-1", unit="PPM"), T0)
+    assert not ref.put_enterprise({"enterprise_id": "e", "name": "n", "region_code": "000000",
+                                   "industry": "x", "updated_at": T0}, T0)
+    assert ref.ignored == 2 and not ref.sensors and not ref.enterprises
+
+
+def test_apply_and_tombstones(policy: Policy) -> None:
+    ref = ReferenceData(policy)
+    ref.apply("sensors", "s-1", sensor("s-1"), T0)
+    ref.apply("enterprises", "e-1", {"enterprise_id": "e-1", "name": "n",
+                                     "region_code": "320102", "industry": "x",
+                                     "updated_at": T0}, T0)
+    assert ref.region_of("e-1") == "320102" and ref.region_of("nope") == ""
+    ref.apply("sensors", "s-1", None, T0)
+    assert "s-1" not in ref.sensors

@@ -1,0 +1,127 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from schemas.registry import InMemoryRegistry
+from streams.metrics import Metrics
+from streams.processors.common import Outputs
+from streams.processors.decode import MillisDeserializer, MillisSerializer
+from streams.settings import Settings
+from streams.worker.outputs import OutputSender
+from streams.worker.state import StateCache
+
+
+class FakeTable(dict[bytes, bytes]):
+    """A faust table stand-in that records the partition of the current event on writes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.partitions: dict[bytes, int] = {}
+
+    def __setitem__(self, key: bytes, value: bytes) -> None:
+        from faust.streams import current_event
+
+        event = current_event()
+        assert event is not None, "table written outside an event context"
+        self.partitions[key] = event.message.partition
+        super().__setitem__(key, value)
+
+
+class Msg:
+    def __init__(self, partition: int) -> None:
+        self.partition = partition
+
+
+class Event:
+    def __init__(self, partition: int) -> None:
+        self.message = Msg(partition)
+
+
+def test_state_cache_reads_through_and_persists_with_the_event_partition() -> None:
+    table = FakeTable()
+    dict.__setitem__(table, b"gw-1", json.dumps({"n": 1}).encode())
+    cache = StateCache(table, "gateways")
+    state = cache.get(b"gw-1")
+    assert state == {"n": 1} and cache.get(b"gw-1") is state      # decoded once
+    state["n"] = 2
+    cache.put(b"gw-1", state)
+    cache.persist(b"gw-1", Event(3))
+    assert json.loads(table[b"gw-1"]) == {"n": 2} and table.partitions[b"gw-1"] == 3
+    assert cache.partition_of(b"gw-1") == 3
+    cache.put(b"gw-2", {"n": 9})
+    assert cache.persist_from_timer(b"gw-2", 3) and table.partitions[b"gw-2"] == 3
+    assert not cache.persist_from_timer(b"gw-2", 1)                 # no event of partition 1
+    cache.forget(b"gw-1")
+    assert cache.get(b"gw-1") == {"n": 2}                           # back from the table
+    cache.put(b"gw-1", None)
+    cache.persist(b"gw-1", Event(3))
+    assert b"gw-1" not in table and cache.get(b"gw-1") is None
+    cache.clear()
+    assert len(cache) == 0 and sorted(cache.owned_keys()) == [b"gw-2"]
+
+
+class FakeProducer:
+    def __init__(self, fail: bool = False) -> None:
+        self.sent: list[tuple[str, bytes | None, bytes]] = []
+        self.fail = fail
+
+    async def send(self, topic: str, key: bytes | None, value: bytes, partition: Any,
+                   timestamp: Any, headers: Any) -> asyncio.Future[Any]:
+        self.sent.append((topic, key, value))
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        if self.fail:
+            fut.set_exception(RuntimeError("broker said no"))
+        else:
+            fut.set_result(None)
+        return fut
+
+
+def _outputs() -> Outputs:
+    alert = {"alert_id": "a1", "alert_type": "SPIKE", "severity": "WARNING",
+             "subject_type": "sensor", "subject_id": "s-1", "enterprise_id": "e",
+             "region_code": "", "raised_at": 1, "event_time": 1, "value": 1.0,
+             "threshold": 0.5, "message": "m", "tag": None}
+    dl = {"source": {"topic": "t", "partition": 0, "offset": 1, "schema_id": None},
+          "key": None, "value": b"x", "error_code": "OUT_OF_RANGE", "error_message": "m",
+          "stage": "validate", "record_index": 2, "record_id": "r", "failed_at": 1, "tag": None}
+    return Outputs(alerts=[alert], dead_letters=[dl])
+
+
+def test_sender_encodes_sends_and_awaits_acks() -> None:
+    registry = InMemoryRegistry()
+    metrics = Metrics.create(CollectorRegistry())
+    producer = FakeProducer()
+    sender = OutputSender(producer, Settings(topic_prefix="p."), MillisSerializer(registry),
+                          metrics)
+    sender.register_schemas()
+
+    async def go() -> int:
+        pending: list[Any] = []
+        await sender.send("telemetry", _outputs(), pending)
+        return await sender.flush(pending)
+
+    assert asyncio.run(go()) == 2
+    assert [(t, k) for t, k, _ in producer.sent] == [("p.alerts", b"s-1"), ("p.deadletter", None)]
+    from schemas.codec import SerializationContext
+    record, _ = MillisDeserializer(registry)(producer.sent[0][2],
+                                             SerializationContext("p.alerts", "Alert"))
+    assert record["alert_id"] == "a1"
+    assert metrics.rejects.labels("telemetry", "OUT_OF_RANGE")._value.get() == 1
+
+
+def test_sender_flush_raises_on_a_failed_delivery() -> None:
+    sender = OutputSender(FakeProducer(fail=True), Settings(), MillisSerializer(
+        InMemoryRegistry()), Metrics.create(CollectorRegistry()))
+
+    async def go() -> None:
+        pending: list[Any] = []
+        await sender.send("telemetry", _outputs(), pending)
+        await sender.flush(pending)
+
+    with pytest.raises(RuntimeError, match="broker said no"):
+        asyncio.run(go())
