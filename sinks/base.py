@@ -81,6 +81,14 @@ class BatchingSink(ABC):
         return any(b.rows >= self.max_rows or now - b.started >= self.max_seconds
                    for b in self._buffers.values() if b.records)
 
+    def seconds_until_due(self) -> float | None:
+        """Seconds until the oldest buffered record has waited ``max_seconds`` (None when
+        nothing is buffered): the longest a poll may block without delaying a flush."""
+        starts = [b.started for b in self._buffers.values() if b.records]
+        if not starts:
+            return None
+        return max(0.0, min(starts) + self.max_seconds - self.clock())
+
     def pending(self) -> bool:
         return any(b.records for b in self._buffers.values())
 

@@ -86,7 +86,17 @@ class SinkLoop:
 
     def step(self) -> None:
         """One cycle: fetch, buffer, maybe write and commit."""
-        messages = self.consumer.consume(self.poll_messages, self.poll_timeout)
+        # consume(n, timeout) blocks until n messages arrived or the timeout ended, so at a
+        # low rate every message waited a whole poll_timeout before the batch clock even
+        # started. Take what is queued without waiting; when nothing is, block in poll()
+        # (returns at the first message), never past the moment the oldest buffer is due.
+        messages = self.consumer.consume(self.poll_messages, 0)
+        if not messages:
+            left = self.sink.seconds_until_due()
+            timeout = self.poll_timeout if left is None else min(self.poll_timeout, left)
+            first = self.consumer.poll(timeout)
+            if first is not None:
+                messages = [first, *self.consumer.consume(self.poll_messages - 1, 0)]
         for msg in messages:
             error = msg.error()
             if error is not None:

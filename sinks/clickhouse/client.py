@@ -176,11 +176,12 @@ class ServerBackend:
     def insert(self, table: str, columns: Mapping[str, Sequence[Any]],
                types: Mapping[str, str]) -> None:
         names = list(columns)
-        # The driver rewrites the lists in place (NULL -> default value), so it gets copies:
-        # a retry of the same columns must still see the NULLs.
+        # The driver rewrites lists in place (NULL -> default value), but only the chunk
+        # copies it makes itself (clickhouse_driver.util.helpers.column_chunks -> chunks ->
+        # list(seq[i:i+n])): the caller's lists stay intact for a retry, no copy needed here.
         try:
             self.client.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES",
-                                [list(columns[n]) for n in names], columnar=True)
+                                [columns[n] for n in names], columnar=True)
         except Exception as exc:
             raise classify(exc, f"insert into {table}") from exc
 

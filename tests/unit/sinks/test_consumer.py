@@ -56,6 +56,10 @@ class FakeConsumer:
             self.queue.remove(m)
         return out
 
+    def poll(self, timeout: float) -> Msg | None:
+        batch = self.consume(1, timeout)
+        return batch[0] if batch else None
+
     def pause(self, tps: list[TP]) -> None:
         self.paused |= {(t.topic, t.partition) for t in tps}
 

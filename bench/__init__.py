@@ -1,0 +1,1 @@
+"""Benchmarks: `make bench` (python -m bench). Separate from tests; nothing here asserts a time."""

@@ -1,0 +1,186 @@
+"""The bench scenarios, run in order on one stack, and the headline figures of the result."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench import data, latency, pipeline, profile, report
+from bench.procs import Child, child_env
+from streams.settings import Settings
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    batch: int
+    readings: int
+    partitions: int = 4
+    workers: int = 1
+    baseline: bool = False
+    profile: bool = False
+
+
+def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list[Scenario]:
+    def n(readings: int) -> int:
+        return max(2_000, int(readings * scale))
+
+    all_ = [Scenario("warmup", 100, n(200_000)),   # JIT-warms Kafka; not a headline figure
+            Scenario("b100", 100, n(1_000_000), baseline=True),
+            Scenario("b10", 10, n(300_000), baseline=True),
+            Scenario("b1", 1, n(50_000), baseline=True, profile=True),
+            Scenario("p1", 100, n(500_000), partitions=1),
+            Scenario("w2", 100, n(500_000), workers=2),
+            Scenario("profile", 100, n(400_000), profile=True)]
+    return [s for s in all_ if only is None or s.name in only or (
+        s.name == "warmup" and "b100" in only)]
+
+
+def _settings(base: Settings, s: Scenario) -> Settings:
+    port = base.clickhouse_tcp_port
+    return base.replace(topic_prefix=f"{s.name}.", topic_partitions=s.partitions,
+                        clickhouse_url=f"clickhouse://127.0.0.1:{port}/bench_{s.name}",
+                        worker_id=f"bench-{s.name}", sink_group=f"bench-sink-{s.name}")
+
+
+def _profiler(results: Path, name: str, spies: list[Any]) -> Any:
+    def start(children: list[Child]) -> None:
+        for child in children:
+            kind = "worker" if "worker" in child.name else "sink"
+            out = results / f"profile-{name}-{kind}.raw.txt"
+            spies.append((kind, out, profile.start(child.pid, out)))
+    return start
+
+
+def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
+    settings = _settings(base, s)
+    log_dir = base.log_dir / "bench"
+    data.prepare_topics(settings, child_env(settings))
+    pub = data.publish(settings, s.batch, s.readings)
+    print(f"bench {s.name}: published {pub.readings:,} readings in {pub.envelopes:,} envelopes "
+          f"({pub.messages:,} messages) in {pub.seconds:.1f} s", flush=True)
+    out: dict[str, Any] = {"scenario": s.__dict__, "published": pub.__dict__,
+                           "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+    if s.baseline:
+        time.sleep(2)
+        run = pipeline.baseline(settings, s.name, pub.readings, log_dir)
+        out["baseline"] = run.as_dict()
+        print(f"bench {s.name}: baseline {run.readings_per_s:,.0f} readings/s", flush=True)
+    time.sleep(2)
+    spies: list[Any] = []
+    hook = _profiler(results, s.name, spies) if s.profile else None
+    run = pipeline.full(settings, s.name, pub.readings, log_dir, workers=s.workers,
+                        on_first=hook)
+    out["full"] = run.as_dict()
+    out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
+    print(f"bench {s.name}: full pipeline {run.readings_per_s:,.0f} readings/s "
+          f"({run.visible:,}/{pub.readings:,} in {run.total_s:.1f} s)", flush=True)
+    if spies:
+        out["profile"] = {}
+        for kind, path, proc in spies:
+            try:
+                proc.wait(30)
+            except Exception:
+                proc.kill()
+            out["profile"][kind] = profile.summarize(path)
+            print(profile.lines_for(f"{s.name} {kind}", out["profile"][kind]), flush=True)
+    return out
+
+
+def run_scenarios(base: Settings, scenarios: list[Scenario], latency_s: float,
+                  only: list[str] | None) -> dict[str, Any]:
+    result: dict[str, Any] = {"scenarios": {}}
+    results = report.RESULTS
+    for s in scenarios:
+        try:
+            result["scenarios"][s.name] = run_one(base, s, results)
+        except Exception as exc:  # record it and go on with the next scenario
+            print(f"bench {s.name}: failed: {type(exc).__name__}: {exc}", flush=True)
+            result["scenarios"][s.name] = {"scenario": s.__dict__,
+                                           "error": f"{type(exc).__name__}: {exc}"}
+    if only is None or "kafka" in only:
+        from bench.engine import kafka_engine
+
+        result["kafka_engine"] = kafka_engine(base)
+        print(f"bench: kafka table engine: {result['kafka_engine']}", flush=True)
+    if only is None or "latency" in only:
+        lat_settings = base.replace(topic_prefix="lat.", worker_id="bench-lat",
+                                    sink_group="bench-sink-lat", clickhouse_url=(
+                                        f"clickhouse://127.0.0.1:{base.clickhouse_tcp_port}"
+                                        "/bench_lat"))
+        try:
+            result["latency"] = latency.measure(lat_settings, [1000.0, 10000.0], latency_s,
+                                                base.log_dir / "bench")
+        except Exception as exc:  # the throughput figures are still worth writing
+            print(f"bench latency: failed: {type(exc).__name__}: {exc}", flush=True)
+            result["latency_error"] = f"{type(exc).__name__}: {exc}"
+    result.update(headline(result))
+    return result
+
+
+def _rate(result: dict[str, Any], name: str, which: str = "full") -> float | None:
+    run = result.get("scenarios", {}).get(name, {}).get(which)
+    return float(run["readings_per_s"]) if run else None
+
+
+def headline(result: dict[str, Any]) -> dict[str, Any]:
+    """The figures ISSUE 7 asks for at the top level of latest.json."""
+    out: dict[str, Any] = {}
+    for batch in (100, 10, 1):
+        full, base = _rate(result, f"b{batch}"), _rate(result, f"b{batch}", "baseline")
+        out[f"readings_per_s_batch{batch}"] = full
+        out[f"baseline_readings_per_s_batch{batch}"] = base
+        out[f"ratio_to_baseline_batch{batch}"] = report.ratio(full or 0.0, base or 0.0)
+    out["baseline_readings_per_s"] = out["baseline_readings_per_s_batch100"]
+    out["ratio_to_baseline"] = out["ratio_to_baseline_batch100"]
+    lat = result.get("latency", {})
+    for rate, label in (("1000", "1k"), ("10000", "10k")):
+        for q in ("p50", "p95", "p99"):
+            out[f"{q}_s_at_{label}"] = lat.get(rate, {}).get(f"{q}_s")
+    b100 = result.get("scenarios", {}).get("b100", {}).get("full", {})
+    out["cost_per_million_readings"] = {
+        ("worker" if "worker" in k else "sink"): {"cpu_s": v.get("cpu_s_per_m"),
+                                                  "cpu_s_incl_startup": v.get(
+                                                      "cpu_s_per_m_total"),
+                                                  "peak_rss_mb": v.get("peak_rss_mb")}
+        for k, v in b100.get("usage", {}).items()}
+    out["scaling"] = {
+        "partitions_1_workers_1": _rate(result, "p1"),
+        "partitions_4_workers_1": _rate(result, "b100"),
+        "partitions_4_workers_2": _rate(result, "w2")}
+    p1, w2, b = (out["scaling"][k] for k in ("partitions_1_workers_1", "partitions_4_workers_2",
+                                             "partitions_4_workers_1"))
+    out["scaling"]["x_1_to_4_partitions"] = report.ratio(b or 0.0, p1 or 0.0)
+    out["scaling"]["x_1_to_2_workers"] = report.ratio(w2 or 0.0, b or 0.0)
+    out["targets"] = {
+        "batch100_at_least_100k": (out["readings_per_s_batch100"] or 0) >= 100_000,
+        "ratio_at_least_0.5": (out["ratio_to_baseline"] or 0) >= 0.5,
+        "p99_at_10k_at_most_1s": out["p99_s_at_10k"] is not None and out["p99_s_at_10k"] <= 1}
+    return out
+
+
+def summary(result: dict[str, Any]) -> str:
+    rows = []
+    for sc in result.get("scenarios", {}).values():
+        base = sc.get("baseline")
+        base_rate = float(base["readings_per_s"]) if base else _rate(result, "b100",
+                                                                     "baseline")
+        if base:
+            rows.append(report.run_row(base, base_rate))
+        if "full" in sc:
+            rows.append(report.run_row(sc["full"], base_rate))
+    lines = [report.table(rows)]
+    lat = result.get("latency", {})
+    for rate, figures in lat.items():
+        lines.append(f"latency at {int(float(rate)):,} readings/s: p50 {figures['p50_s']} s, "
+                     f"p95 {figures['p95_s']} s, p99 {figures['p99_s']} s "
+                     f"({figures['measured']} envelopes)")
+        for stage, q in figures.get("stages", {}).items():
+            lines.append(f"  {stage}: {q}")
+    if "kafka_engine" in result:
+        lines.append(f"ClickHouse Kafka engine: {result['kafka_engine']}")
+    lines.append(f"targets: {result.get('targets')}")
+    return "\n".join(lines)

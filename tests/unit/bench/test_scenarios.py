@@ -1,0 +1,42 @@
+"""The headline figures of latest.json from a result (no services, no timing)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.scenarios import default_scenarios, headline, summary
+
+
+def _run(name: str, rate: float) -> dict[str, Any]:
+    return {"name": name, "readings": 1000, "complete": True, "readings_per_s": rate,
+            "total_s": 1.0, "usage": {f"{name}-worker0": {"cpu_s_per_m": 10.0,
+                                                          "cpu_s_per_m_total": 12.0,
+                                                          "peak_rss_mb": 300.0}}}
+
+
+def test_headline_has_the_issue_fields_and_ratios() -> None:
+    result = {"scenarios": {
+        "b100": {"full": _run("b100", 60_000.0), "baseline": _run("b100-baseline", 120_000.0)},
+        "b1": {"full": _run("b1", 3_000.0), "baseline": _run("b1-baseline", 60_000.0)},
+        "p1": {"full": _run("p1", 30_000.0)}, "w2": {"full": _run("w2", 90_000.0)}},
+        "latency": {"10000": {"p50_s": 0.2, "p95_s": 0.3, "p99_s": 0.9, "measured": 5}}}
+    out = headline(result)
+    assert out["readings_per_s_batch100"] == 60_000.0
+    assert out["readings_per_s_batch1"] == 3_000.0
+    assert out["baseline_readings_per_s"] == 120_000.0
+    assert out["ratio_to_baseline"] == 0.5
+    assert out["readings_per_s_batch10"] is None and out["ratio_to_baseline_batch10"] is None
+    assert out["p99_s_at_10k"] == 0.9 and out["p99_s_at_1k"] is None
+    assert out["scaling"]["x_1_to_4_partitions"] == 2.0
+    assert out["scaling"]["x_1_to_2_workers"] == 1.5
+    assert out["cost_per_million_readings"]["worker"]["cpu_s"] == 10.0
+    assert out["targets"] == {"batch100_at_least_100k": False, "ratio_at_least_0.5": True,
+                              "p99_at_10k_at_most_1s": True}
+    text = summary({**result, **out})
+    assert "b100-baseline" in text and "latency at 10,000 readings/s" in text
+
+
+def test_scaling_the_sizes_and_choosing_scenarios() -> None:
+    names = [s.name for s in default_scenarios(0.1, ["b100", "b1"])]
+    assert names == ["warmup", "b100", "b1"]
+    assert all(s.readings >= 2_000 for s in default_scenarios(0.0001))
