@@ -18,14 +18,20 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from schemas.catalog import TOPICS
+from schemas.codec import AvroSerializer
+from schemas.registry import SchemaRegistry
+from streams.policy import load_policy
 from streams.settings import Settings
+from streams.simulate import SimConfig, Simulator
 from streams.stack.process import free_port, port_free
+from streams.worker.kafkaio import Coordinates, publish
+from streams.worker.topics import ensure_topics
 from tests.integration.conftest import unique
 from tests.integration.promserver import start_prometheus
 from tests.integration.test_worker_kit import (
     past_config,
     reader,
-    simulate,
     wait_for_ledger,
     worker_env,
 )
@@ -54,6 +60,25 @@ def _total(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: 
            **labels: str) -> float:
     return sum(v for (n, lbls), v in samples.items()
                if n == name and all(dict(lbls).get(k) == want for k, want in labels.items()))
+
+
+def _publish_paced(settings: Settings, config: SimConfig, seconds: float,
+                   chunks: int = 20) -> tuple[Simulator, list[Coordinates]]:
+    """Registrations first, then the traffic in ``chunks`` spread over ``seconds``."""
+    ensure_topics(settings)
+    registry = SchemaRegistry(settings.registry_url)
+    header = AvroSerializer(registry).header
+    sim = Simulator(config, load_policy(settings.policy_file or None),
+                    header=lambda t: header(settings.topic(t), TOPICS[t].record))
+    events = [(t, k, v) for t, k, v, _ in sim]
+    publish(settings, registry, [e for e in events if e[0] in ("enterprises", "sensors")])
+    traffic = [e for e in events if e[0] not in ("enterprises", "sensors")]
+    coords: list[Coordinates] = []
+    size = max(1, len(traffic) // chunks)
+    for start in range(0, len(traffic), size):
+        coords += publish(settings, registry, traffic[start:start + size])
+        time.sleep(seconds / chunks)
+    return sim, coords
 
 
 def _spawn(command: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -93,7 +118,9 @@ def pipeline(settings: Settings, tmp_path_factory: pytest.TempPathFactory
         cfg = past_config(seed=21, duration_s=30.0, rate=500.0, incidents_per_min=20.0,
                           duplicate_rate=0.005, invalid_rate=0.03, anomalies=0,
                           late_rate=0.0, silent_gateways=0)
-        sim, _events, coords = simulate(st, cfg)
+        # Spread over many scrapes: a counter series that appears only at its final value
+        # shows no increase, and rate() would stay 0.
+        sim, coords = _publish_paced(st, cfg, seconds=20.0)
         outputs = reader(st)
         missing = wait_for_ledger(outputs, coords, timeout=120)
         assert not missing, f"{len(missing)} inputs without output"
