@@ -6,10 +6,18 @@ Labels are bounded: topic, record type, reason code, alert type, kind, stage, re
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
+# Reason codes of the dead letters (decoding and validation), primed at 0 by ``prime``.
+REJECT_REASONS = (
+    "EMPTY_MESSAGE", "OVERSIZE", "NOT_CONFLUENT_FRAMED", "UNKNOWN_SCHEMA_ID", "WRONG_SCHEMA",
+    "TRUNCATED_AVRO", "INVALID_UTF8", "INVALID_AVRO", "TRAILING_BYTES", "BAD_REGION_CODE",
+    "OUT_OF_RANGE", "UNIT_MISMATCH", "FUTURE_EVENT_TIME", "UNKNOWN_ENTERPRISE",
+    "UNKNOWN_SENSOR", "NEGATIVE_FIGURE", "STAGE_ORDER", "BAD_TIMESTAMP",
+)
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 INSERT_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -42,6 +50,15 @@ class Metrics:
     end_to_end_seconds: Histogram   # table: event time to row inserted
     consumer_lag: Gauge          # group, topic, partition
     build: Info
+
+    def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
+        """Create the reject series at 0 for every (topic, reason) before any traffic: a
+        series that first appears at its final value shows no increase to ``rate()``, and
+        the dead-letter ratio alert would never see the first burst."""
+        reasons = tuple(reasons)
+        for topic in topics:
+            for reason in reasons:
+                self.rejects.labels(topic, reason)
 
     @classmethod
     def create(cls, registry: CollectorRegistry | None = None) -> Metrics:
