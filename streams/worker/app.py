@@ -23,12 +23,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
 import faust
 
+from schemas.catalog import TOPICS
 from schemas.codec import SchemaSource
 from streams.httpserver import Heartbeat
 from streams.metrics import Metrics
@@ -37,7 +39,7 @@ from streams.processors.decode import MillisDeserializer, MillisSerializer
 from streams.processors.reference import ReferenceData
 from streams.settings import Settings
 from streams.worker import faust_fixes
-from streams.worker.batches import BatchRunner, OffsetGuard, die
+from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import STATE_OF, Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 500          # events per batch
 BATCH_WITHIN = 0.02      # seconds to wait for a batch to fill
+WATCH_EVERY = 5.0        # seconds between input lag / stall checks
 
 
 @dataclass
@@ -109,6 +112,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         registry = SchemaRegistry(settings.registry_url)
     policy = policy or load_policy(settings.policy_file or None)
     partitions = partitions or settings.topic_partitions
+    metrics.prime(name for name, spec in TOPICS.items() if not spec.output)
     Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
     faust_fixes.apply()
     app = _faust_app(settings, partitions)
@@ -122,8 +126,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
 
     stores = {name: StateCache(table(name), name) for name in ("gateways", "incidents",
                                                                "hazards")}
-    pipeline = Pipeline(policy, reference, metrics, MillisDeserializer(registry),
-                        stores)  # type: ignore[arg-type]
+    pipeline = Pipeline(policy, reference, metrics, MillisDeserializer(registry), stores)
     feed = ReferenceFeed(settings, registry, reference, metrics)
     sender = OutputSender(_LazyProducer(app), settings, MillisSerializer(registry), metrics)
     worker = WorkerApp(app, settings, pipeline, feed, sender, stores, Heartbeat(max_age=60))
@@ -133,17 +136,27 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
                          key_serializer="raw", value_serializer="raw")
 
-    # faust's record of each partition's committed offset (set by its seek after assignment)
-    guard = OffsetGuard(lambda tp: getattr(app.consumer, "_committed_offset", {}).get(tp))
-    async def seek(tp: Any, offset: int) -> None:
-        await app.consumer.seek(tp, offset)
+    guard = OffsetGuard()
 
-    def forget(message: Any) -> None:
-        # a dropped message will be read again: faust must not wait for its ack
-        getattr(app.consumer, "_unacked_messages", set()).discard(message)
+    async def start(tp: Any) -> int | None:
+        # Where reading the partition starts after an assignment: its committed offset,
+        # asked of the broker (faust's own record is set only when its seek has run, which
+        # can be after the first events), or the log start when nothing was committed.
+        from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
 
+        earliest = (await app.consumer.earliest_offsets(tp)).get(tp)
+        thread = getattr(app.consumer, "_thread", None)
+        if thread is None:
+            return None
+        consumer = thread._ensure_consumer()
+        committed = await thread.call_thread(consumer.committed, ensure_aiokafka_TP(tp))
+        if committed is None or committed < 0:
+            return earliest
+        return max(int(committed), earliest or 0)
+
+    stalls = StallWatch()
     runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
-                         lambda: int(app.consumer_generation_id or 0), seek, forget)
+                         lambda: int(app.consumer_generation_id or 0), start, stalls)
 
     async def consume(stream: Any) -> None:
         await worker.ready.wait()
@@ -158,19 +171,43 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     async def clocks() -> None:
         if not worker.ready.is_set():
             return
-        out, changed = pipeline.tick(now_ms())
+        # State changed here (gateway offline, clock alerts raised) stays in the cache and is
+        # written with the next batch that touches the key: writing it now could also write
+        # effects of a batch whose outputs are not acknowledged yet. After a restart the same
+        # alerts may be raised again, with the same deterministic ids.
+        out, _changed = pipeline.tick(now_ms())
         pending: list[Any] = []
         try:
             await sender.send("telemetry", out, pending)
             await sender.flush(pending)
         except BaseException as exc:
             die(exc)
-        for change in changed:
-            store = stores[change.store]
-            partition = store.partition_of(change.key)
-            if partition is not None:
-                store.persist_from_timer(change.key, partition)
         worker.heartbeat.beat()
+
+    @app.timer(interval=WATCH_EVERY)
+    async def watch_inputs() -> None:
+        """Consumer lag per input partition, and a restart when one stops flowing."""
+        if not worker.ready.is_set():
+            return
+        tps = [tp for tp in app.consumer.assignment() if tp.topic in logical]
+        if not tps:
+            return
+        highwaters = await app.consumer.highwaters(*tps)
+        now = time.monotonic()
+        for tp in tps:
+            position = guard.next.get(tp)
+            if position is None:
+                position = await start(tp)
+            high = highwaters.get(tp)
+            if position is None or high is None:
+                continue
+            metrics.consumer_lag.labels(settings.worker_id, logical[tp.topic],
+                                        str(tp.partition)).set(max(0, high - position))
+            stuck = stalls.observe(tp, position, high, now)
+            if stuck > stalls.stall_after:
+                die(InputStalled(f"{tp.topic}[{tp.partition}]: {high - position} message(s) "
+                                 f"waiting at offset {position}, none processed for "
+                                 f"{stuck:.0f} s"))
 
     @app.task
     async def startup() -> None:
@@ -189,6 +226,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
             store.clear()
         pipeline.reset_partitions()
         guard.reset()
+        stalls.reset()
 
     app.on_partitions_revoked.connect(cast(Any, partitions_moved))
     app.on_partitions_assigned.connect(cast(Any, partitions_moved))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -33,14 +34,61 @@ from streams.worker.state import StateCache
 log = logging.getLogger(__name__)
 
 EXIT_DELIVERY_FAILED = 70
+EXIT_RESTART = 75        # EX_TEMPFAIL: a supervisor should start the worker again
+
+
+class InputHole(RuntimeError):
+    """Input offsets were skipped on the way to processing."""
+
+
+class InputStalled(InputHole):
+    """A partition has messages waiting but none reaches processing."""
+
+
+class StallWatch:
+    """Finds partitions that have messages waiting while nothing of them is processed.
+
+    faust 0.15.3 can leave a partition without deliveries after it was assigned again to the
+    same worker (seen after a SIGKILLed member left the group: the lag of one partition stayed
+    put while the others flowed). ``observe`` is called periodically with each assigned
+    partition's next offset to process and its high watermark; a partition with a backlog whose
+    position has not moved for ``stall_after`` seconds is reported, and the worker restarts.
+    """
+
+    def __init__(self, stall_after: float = 30.0) -> None:
+        self.stall_after = stall_after
+        self.since: dict[Any, tuple[int, float]] = {}
+        self.armed_at: float | None = None
+
+    def reset(self) -> None:
+        self.since.clear()
+        self.armed_at = None
+
+    def arm(self, now: float) -> None:
+        """Processing (re)started after an assignment: stalls count from here."""
+        if self.armed_at is None:
+            self.armed_at = now
+
+    def observe(self, tp: Any, position: int, highwater: int, now: float) -> float:
+        """Seconds the partition has had a backlog without progress (0 when fine)."""
+        if self.armed_at is None or highwater <= position:
+            self.since.pop(tp, None)
+            return 0.0
+        last = self.since.get(tp)
+        if last is None or last[0] != position:
+            self.since[tp] = (position, max(now, self.armed_at))
+            return 0.0
+        return now - last[1]
 
 
 def die(exc: BaseException) -> None:
     """End the process without acking or committing anything more."""
-    log.critical("batch failed (%s: %s); exiting without committing it", type(exc).__name__,
-                 exc, exc_info=not isinstance(exc, asyncio.CancelledError))
+    hole = isinstance(exc, InputHole)
+    log.critical("%s (%s: %s); exiting without committing it",
+                 "input not flowing" if hole else "batch failed", type(exc).__name__, exc,
+                 exc_info=not hole and not isinstance(exc, asyncio.CancelledError))
     logging.shutdown()
-    os._exit(EXIT_DELIVERY_FAILED)
+    os._exit(EXIT_RESTART if hole else EXIT_DELIVERY_FAILED)
 
 
 class OffsetGuard:
@@ -49,44 +97,42 @@ class OffsetGuard:
     The input topics are written by idempotent, non-transactional producers, so their offsets
     have no holes; a jump means the consumer dropped messages on the way (faust does, around
     rebalances: see :mod:`.faust_fixes`). Processing past the hole would let the commit pass
-    messages never processed and make "already applied" decisions unsound. So on a hole the
-    runner seeks the partition back to the first missing offset and drops (without acking)
-    whatever arrives for that partition until that offset comes round again.
+    messages never processed and make "already applied" decisions unsound, so the worker
+    stops at once (exit code 75, "restart me") and its successor reads again from the
+    committed offset. ``ebi worker`` must run under a supervisor that restarts it.
     """
 
-    OK, DROP, SEEK = "ok", "drop", "seek"
-
-    def __init__(self, committed: Callable[[Any], int | None]) -> None:
-        self.committed = committed
+    def __init__(self) -> None:
         self.next: dict[Any, int] = {}
-        self.resync: dict[Any, int] = {}      # partition -> offset we are waiting for
 
     def reset(self) -> None:
         self.next.clear()
-        self.resync.clear()
 
-    def check(self, tp: Any, offset: int, current_generation: bool = True) -> tuple[str, int]:
-        waiting = self.resync.get(tp)
-        if waiting is not None:
-            if offset != waiting:
-                return self.DROP, waiting
-            del self.resync[tp]
+    def knows(self, tp: Any) -> bool:
+        return tp in self.next
+
+    def begin(self, tp: Any, offset: int | None) -> None:
+        """Where the partition starts after an assignment (committed offset, or the log start
+        when nothing was committed)."""
+        if offset is not None and tp not in self.next:
+            self.next[tp] = offset
+
+    def check(self, tp: Any, offset: int) -> str | None:
+        """None when ``offset`` may be processed, else what is missing."""
         expected = self.next.get(tp)
-        if expected is None and current_generation:
-            expected = self.committed(tp)
-        if waiting is None and expected is not None and offset > expected:
-            self.resync[tp] = expected
-            return self.SEEK, expected
+        if expected is not None and offset > expected:
+            return (f"{tp.topic}[{tp.partition}]: offset {offset} arrived but "
+                    f"{expected}..{offset - 1} did not")
         self.next[tp] = max(self.next.get(tp, 0), offset + 1)
-        return self.OK, offset
+        return None
 
 
 class BatchRunner:
     def __init__(self, pipeline: Pipeline, feed: ReferenceFeed, sender: OutputSender,
                  stores: dict[str, StateCache], logical: dict[str, str], heartbeat: Heartbeat,
                  guard: OffsetGuard, generation: Callable[[], int],
-                 seek: Callable[[Any, int], Awaitable[None]],
-                 forget: Callable[[Any], None], max_inflight: int = 3) -> None:
+                 start: Callable[[Any], Awaitable[int | None]],
+                 stalls: StallWatch | None = None, max_inflight: int = 3) -> None:
         self.pipeline = pipeline
         self.feed = feed
         self.sender = sender
@@ -95,8 +141,8 @@ class BatchRunner:
         self.heartbeat = heartbeat
         self.guard = guard
         self.generation = generation
-        self.seek = seek              # (tp, offset): read the partition again from offset
-        self.forget = forget          # (message): dropped, will be read again; never acked
+        self.start = start            # (tp): committed offset, else the log start offset
+        self.stalls = stalls or StallWatch()
         self.max_inflight = max_inflight
 
     async def process(self, events: list[Any]) -> tuple[
@@ -108,19 +154,18 @@ class BatchRunner:
         touched: dict[tuple[str, bytes], Any] = {}
         replays = 0
         generation = self.generation()
+        self.stalls.arm(time.monotonic())
         done: list[Any] = []
         for event in events:
             msg = event.message
-            verdict, expected = self.guard.check(
-                msg.tp, msg.offset, getattr(msg, "generation_id", generation) == generation)
-            if verdict != OffsetGuard.OK:
-                if verdict == OffsetGuard.SEEK:
-                    log.warning("%s[%d]: offset %d arrived but %d..%d did not; reading the "
-                                "partition again from %d", msg.topic, msg.partition, msg.offset,
-                                expected, msg.offset - 1, expected)
-                    await self.seek(msg.tp, expected)
-                self.forget(msg)
-                continue
+            # (a message fetched before the last rebalance is processed unchecked: it is real
+            # and in order; the checks start with the current generation)
+            if getattr(msg, "generation_id", generation) == generation:
+                if not self.guard.knows(msg.tp):
+                    self.guard.begin(msg.tp, await self.start(msg.tp))
+                hole = self.guard.check(msg.tp, msg.offset)
+                if hole is not None:
+                    raise InputHole(hole)
             done.append(event)
             name = self.logical[msg.topic]
             ts = int(msg.timestamp * 1000) if msg.timestamp else 0

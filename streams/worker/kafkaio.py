@@ -61,6 +61,20 @@ def publish(settings: Settings, registry: SchemaSource,
     return [c for c in coords if c is not None]
 
 
+def _high(consumer: Any, tp: Any, attempts: int = 50) -> int:
+    """High watermark, retrying while a new topic's leader is being elected."""
+    from confluent_kafka import KafkaException
+
+    for attempt in range(attempts):
+        try:
+            return int(consumer.get_watermark_offsets(tp, timeout=10)[1])
+        except KafkaException:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 @dataclass
 class Output:
     topic: str          # logical
@@ -106,8 +120,7 @@ class OutputReader:
             for name in logical:
                 topic = settings.topic(name)
                 for p in meta.topics[topic].partitions:
-                    ends[(topic, p)] = consumer.get_watermark_offsets(
-                        TopicPartition(topic, p), timeout=10)[1]
+                    ends[(topic, p)] = _high(consumer, TopicPartition(topic, p))
             return ends
         finally:
             consumer.close()

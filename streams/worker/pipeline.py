@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -78,7 +78,7 @@ class Changed:
 
 class Pipeline:
     def __init__(self, policy: Policy, reference: ReferenceData, metrics: Metrics,
-                 deserializer: AvroDeserializer, stores: dict[str, StateStore],
+                 deserializer: AvroDeserializer, stores: Mapping[str, StateStore],
                  ring_size: int = 32) -> None:
         self.policy = policy
         self.reference = reference

@@ -2,9 +2,11 @@
 
 Values are JSON (compact dicts, see the processors' docstrings), keys the record key bytes.
 Reads go to the cache, then to the table (rocksdict store, recovered from its changelog
-topic after a restart or a rebalance). Writes happen once per key per batch, after the
-batch's outputs were acknowledged (:meth:`StateCache.persist`), so the state never runs
-ahead of what was delivered. The cache is dropped whenever partitions move.
+topic after a restart or a rebalance). Writes happen once per key per batch: the state is
+snapshotted when the batch is processed and written after the batch's outputs were
+acknowledged (:meth:`StateCache.snapshot`, :meth:`StateCache.write`; see
+:mod:`streams.worker.batches`), so the table never runs ahead of what was delivered. The
+cache is dropped whenever partitions move.
 
 faust decides which table partition (and changelog partition) a write goes to from the
 "current event"; a batch holds events of several partitions, so each key is written with the
@@ -33,7 +35,6 @@ class StateCache:
         self.name = name
         self._cache: dict[bytes, State] = {}
         self._deleted: set[bytes] = set()
-        self._last_event: dict[int, Any] = {}     # partition -> an event of that partition
         self._partition: dict[bytes, int] = {}
 
     def get(self, key: bytes) -> State | None:
@@ -68,9 +69,7 @@ class StateCache:
         """Write a snapshot to the table (one changelog message), in ``event``'s partition."""
         if snapshot is None:
             return
-        partition = event.message.partition
-        self._last_event[partition] = event
-        self._partition[key] = partition
+        self._partition[key] = event.message.partition
         token = _current_event.set(weakref.ref(event))
         try:
             if snapshot == DELETE:
@@ -85,16 +84,6 @@ class StateCache:
     def persist(self, key: bytes, event: Any) -> None:
         """Write ``key``'s cached state to the table now."""
         self.write(key, self.snapshot(key), event)
-
-    def persist_from_timer(self, key: bytes, partition: int) -> bool:
-        """Persist a change made by a timer, with the last event seen on ``partition`` as
-        the context; False when there is none (the change is kept in memory and written with
-        the next event for the key)."""
-        event = self._last_event.get(partition)
-        if event is None:
-            return False
-        self.persist(key, event)
-        return True
 
     def owned_keys(self) -> Iterator[bytes]:
         """Keys of the partitions this worker owns (table) plus any cached."""
@@ -118,7 +107,6 @@ class StateCache:
         """Partitions moved: forget everything (the table is the truth)."""
         self._cache.clear()
         self._deleted.clear()
-        self._last_event.clear()
         self._partition.clear()
 
     def __len__(self) -> int:

@@ -51,11 +51,12 @@ def ensure_topics(settings: Settings, timeout: float = 30.0,
 
 
 def _await_metadata(admin: object, names: set[str], timeout: float) -> None:
-    """Wait until the broker lists the new topics with their partitions."""
+    """Wait until the broker lists the new topics with a leader for every partition."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         topics = admin.list_topics(timeout=timeout).topics  # type: ignore[attr-defined]
-        if all(name in topics and topics[name].partitions for name in names):
+        if all(name in topics and topics[name].partitions and
+               all(p.leader >= 0 for p in topics[name].partitions.values()) for name in names):
             return
         time.sleep(0.1)
 

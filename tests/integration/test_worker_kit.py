@@ -8,6 +8,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -40,7 +41,9 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
 
 
 class WorkerProcess:
-    """``python -m streams worker`` in its own process group, logging to a file."""
+    """``python -m streams worker`` in its own process group, logging to a file, restarted
+    (like a supervisor would) when it exits with 75: it found input offsets missing and
+    stopped so that a fresh consumer reads them again."""
 
     def __init__(self, settings: Settings, instance: str = "0") -> None:
         self.settings = settings
@@ -48,37 +51,57 @@ class WorkerProcess:
         self.log = Path(settings.data_dir) / f"worker-{settings.worker_id}-{instance}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.starts = 0
+        self.restarts = 0
+        self._stopping = False
+        self._lock = threading.Lock()
 
     def start(self) -> WorkerProcess:
-        self.starts += 1
-        handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-        handle.write(f"\n==== start {self.starts} ====\n".encode())
-        handle.flush()
-        self.proc = subprocess.Popen([sys.executable, "-m", "streams", "worker"],
-                                     env=worker_env(self.settings, self.instance),
-                                     stdout=handle, stderr=subprocess.STDOUT,
-                                     start_new_session=True)
+        with self._lock:
+            self._stopping = False
+            self.starts += 1
+            handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
+            handle.write(f"\n==== start {self.starts} ====\n".encode())
+            handle.flush()
+            proc = subprocess.Popen([sys.executable, "-m", "streams", "worker"],
+                                    env=worker_env(self.settings, self.instance),
+                                    stdout=handle, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            self.proc = proc
+        threading.Thread(target=self._supervise, args=(proc,), daemon=True).start()
         return self
+
+    def _supervise(self, proc: subprocess.Popen[bytes]) -> None:
+        code = proc.wait()
+        if code == 75 and not self._stopping and proc is self.proc:
+            self.restarts += 1
+            self.start()
 
     def kill(self) -> None:
         """SIGKILL: no flush, no commit, no goodbye."""
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait(10)
+        with self._lock:
+            self._stopping = True
+            proc = self.proc
+        if proc is not None and proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
 
     def stop(self, timeout: float = 30.0) -> int | None:
-        if self.proc is None:
+        with self._lock:
+            self._stopping = True
+            proc = self.proc
+        if proc is None:
             return None
-        if self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
             try:
-                self.proc.wait(timeout)
+                proc.wait(timeout)
             except subprocess.TimeoutExpired:
                 self.kill()
-        return self.proc.returncode
+        return proc.returncode
 
     def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
+        proc = self.proc
+        return proc is not None and (proc.poll() is None or proc.returncode == 75)
 
     def tail(self, lines: int = 40) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""

@@ -63,4 +63,4 @@ def test_two_workers_with_rebalances_lose_nothing(settings: Settings) -> None:
     print(f"\n[rebalance] {len(coords)} inputs; skipped after a rebalance (outputs already "
           f"delivered): {skipped}; source messages output more than once (deduplicated by "
           f"the sink): {sum(replays.values())}; injected duplicates {injected}, dropped "
-          f"{dropped}")
+          f"{dropped}; restarts after missing input offsets: {a.restarts + b.restarts}")

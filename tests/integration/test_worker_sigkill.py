@@ -63,5 +63,6 @@ def test_sigkill_mid_stream_loses_nothing(settings: Settings) -> None:
     print(f"\n[sigkill] {len(coords)} inputs, {worker.starts} starts; read again after a kill "
           f"and skipped (outputs already delivered): {skipped}; source messages output more "
           f"than once (deduplicated by the sink): {sum(replays.values())}; injected "
-          f"duplicates {injected}, dropped {dropped}")
+          f"duplicates {injected}, dropped {dropped}; restarts after missing input offsets: "
+          f"{worker.restarts}")
     assert dropped >= injected

@@ -8,35 +8,56 @@ TP = namedtuple("TP", "topic partition")
 T0 = TP("in", 0)
 
 
+def guard_from(start: int | None) -> OffsetGuard:
+    guard = OffsetGuard()
+    guard.begin(T0, start)
+    return guard
+
+
 def test_in_order_offsets_pass() -> None:
-    guard = OffsetGuard(lambda tp: 10)
-    assert [guard.check(T0, o)[0] for o in (10, 11, 12)] == ["ok"] * 3
+    guard = guard_from(10)
+    assert [guard.check(T0, o) for o in (10, 11, 12)] == [None] * 3
 
 
 def test_redeliveries_below_the_expected_offset_pass() -> None:
-    guard = OffsetGuard(lambda tp: 10)
-    for o in (10, 11, 12, 11, 12, 13):
-        assert guard.check(T0, o)[0] == "ok"
+    guard = guard_from(10)
+    assert [guard.check(T0, o) for o in (10, 11, 12, 11, 12, 13)] == [None] * 6
 
 
-def test_a_hole_seeks_back_and_drops_until_the_missing_offset_returns() -> None:
-    guard = OffsetGuard(lambda tp: 97)
-    assert guard.check(T0, 110) == ("seek", 97)         # first event after assignment
-    assert guard.check(T0, 111) == ("drop", 97)          # still queued from before the seek
-    assert guard.check(T0, 97) == ("ok", 97)
-    assert [guard.check(T0, o)[0] for o in range(98, 112)] == ["ok"] * 14
-    assert guard.check(T0, 115) == ("seek", 112)         # a hole in the middle
+def test_holes_are_reported() -> None:
+    guard = guard_from(97)
+    assert guard.check(T0, 110) == "in[0]: offset 110 arrived but 97..109 did not"
+    guard = guard_from(5)
+    assert guard.check(T0, 5) is None and guard.check(T0, 7) is not None
 
 
-def test_unknown_committed_offset_and_stale_generation_are_not_judged() -> None:
-    guard = OffsetGuard(lambda tp: None)
-    assert guard.check(T0, 500)[0] == "ok"
-    guard = OffsetGuard(lambda tp: 3)
-    assert guard.check(T0, 9, current_generation=False)[0] == "ok"
+def test_a_fresh_partition_starts_at_the_log_start() -> None:
+    assert guard_from(0).check(T0, 1) is not None
+
+
+def test_unknown_start_is_not_judged() -> None:
+    guard = OffsetGuard()
+    assert not guard.knows(T0)
+    assert guard.check(T0, 500) is None and guard.knows(T0)
 
 
 def test_reset_forgets_positions() -> None:
-    guard = OffsetGuard(lambda tp: 0)
+    guard = guard_from(0)
     guard.check(T0, 0)
     guard.reset()
-    assert guard.check(T0, 5) == ("seek", 0)
+    assert not guard.knows(T0)
+
+
+def test_stall_watch_reports_a_backlog_without_progress() -> None:
+    from streams.worker.batches import StallWatch
+
+    watch = StallWatch(stall_after=30)
+    assert watch.observe(T0, 10, 50, now=0.0) == 0.0          # not armed: nothing processed yet
+    watch.arm(100.0)
+    assert watch.observe(T0, 10, 50, now=101.0) == 0.0
+    assert watch.observe(T0, 10, 50, now=120.0) == 19.0
+    assert watch.observe(T0, 12, 50, now=125.0) == 0.0        # progress resets
+    assert watch.observe(T0, 12, 50, now=160.0) == 35.0
+    assert watch.observe(T0, 50, 50, now=200.0) == 0.0        # caught up
+    watch.reset()
+    assert watch.observe(T0, 10, 50, now=300.0) == 0.0

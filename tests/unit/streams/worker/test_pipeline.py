@@ -33,7 +33,7 @@ class Harness:
         self.metrics = Metrics.create(CollectorRegistry())
         self.stores = {name: DictStore() for name in ("gateways", "incidents", "hazards")}
         self.pipeline = Pipeline(policy, self.reference, self.metrics,
-                                 MillisDeserializer(self.registry), self.stores)  # type: ignore[arg-type]
+                                 MillisDeserializer(self.registry), self.stores)
         self.offsets: Counter[tuple[str, int]] = Counter()
         self.results: list[tuple[str, Source, Outputs]] = []
 

@@ -54,8 +54,13 @@ def test_state_cache_reads_through_and_persists_with_the_event_partition() -> No
     assert json.loads(table[b"gw-1"]) == {"n": 2} and table.partitions[b"gw-1"] == 3
     assert cache.partition_of(b"gw-1") == 3
     cache.put(b"gw-2", {"n": 9})
-    assert cache.persist_from_timer(b"gw-2", 3) and table.partitions[b"gw-2"] == 3
-    assert not cache.persist_from_timer(b"gw-2", 1)                 # no event of partition 1
+    snapshot = cache.snapshot(b"gw-2")
+    cache.put(b"gw-2", {"n": 10})                                   # later changes ...
+    cache.write(b"gw-2", snapshot, Event(3))                        # ... are not written
+    assert json.loads(table[b"gw-2"]) == {"n": 9} and table.partitions[b"gw-2"] == 3
+    cache.forget(b"gw-3")
+    cache.write(b"gw-3", cache.snapshot(b"gw-3"), Event(3))        # nothing cached: no-op
+    assert b"gw-3" not in table
     cache.forget(b"gw-1")
     assert cache.get(b"gw-1") == {"n": 2}                           # back from the table
     cache.put(b"gw-1", None)
