@@ -1,8 +1,9 @@
 """Avro records of the clean topics -> one list per column, ready for a columnar insert.
 
 Decoding keeps timestamps as int epoch millis (no datetime objects): the writer and reader
-schemas are used without their logical types. Readings of an EnrichedTelemetryBatch are
-exploded into rows; the envelope's values repeat on each row. Errors keep the codes of
+schemas are used without their logical types. An EnrichedTelemetryBatch is columnar (parallel
+per-reading arrays): its arrays extend the table's columns as they are and the envelope's
+values repeat on each row, so no per-reading record is built. Errors keep the codes of
 :mod:`schemas.codec` so the sink can route a bad message to the dead letters.
 """
 
@@ -12,6 +13,7 @@ import io
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
 import fastavro
@@ -116,8 +118,8 @@ class TableEncoder:
         return list(self.types)
 
     def encode(self, envelopes: Sequence[Envelope], version: int, now_s: int) -> Columns:
-        if self.spec.explode:
-            return self._encode_exploded(envelopes, version, now_s)
+        if self.spec.columnar:
+            return self._encode_columnar(envelopes, version, now_s)
         cols: Columns = {}
         records = [e.record for e in envelopes]
         n = len(records)
@@ -136,17 +138,16 @@ class TableEncoder:
         cols["inserted_at"] = [now_s] * n
         return cols
 
-    def _encode_exploded(self, envelopes: Sequence[Envelope], version: int,
+    def _encode_columnar(self, envelopes: Sequence[Envelope], version: int,
                          now_s: int) -> Columns:
-        explode = self.spec.explode
-        items_per = [len(e.record[explode]) for e in envelopes]
+        rows_of = next(f.path[0] for f in self.fields if f.item)
+        items_per = [len(e.record[rows_of]) for e in envelopes]
         total = sum(items_per)
-        items = [item for e in envelopes for item in e.record[explode]]
         cols: Columns = {}
         for f in self.fields:
             if f.item:
                 key = f.path[0]
-                values: list[Any] = [it[key] for it in items]
+                values: list[Any] = list(chain.from_iterable(e.record[key] for e in envelopes))
             else:
                 if f.name == "clean_topic":
                     per: list[Any] = [e.topic for e in envelopes]

@@ -82,7 +82,7 @@ def _ledger_row(envelope: Envelope, sink_rejected: int) -> dict[str, Any]:
     }
     if envelope.table == "readings_raw":
         row.update(record_type="telemetry", record_id=f"{r['gateway_id']}/{r['sequence']}",
-                   readings_in=r["readings_in"], accepted=len(r["readings"]),
+                   readings_in=r["readings_in"], accepted=len(r["reading_id"]),
                    duplicates=r["duplicates"], rejected=r["rejected"])
     elif envelope.table == "incident_reports_raw":
         dup = 1 if r.get("duplicate") else 0

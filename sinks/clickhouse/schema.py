@@ -1,7 +1,8 @@
 """ClickHouse tables generated from the Avro schemas.
 
-Each Avro field becomes a column (nested records are flattened with a ``parent_`` prefix, an
-array of records can be exploded into one row per item). Types follow the server's
+Each Avro field becomes a column (nested records are flattened with a ``parent_`` prefix; in a
+columnar record every top-level array is a per-row column, one row per array entry, and the
+other fields repeat on each row). Types follow the server's
 :class:`Features`: ``DateTime64(3, 'UTC')`` and ``LowCardinality(String)`` where the server has
 them, otherwise ``DateTime('UTC')`` plus a ``<name>_ms`` column (milliseconds within the second)
 and plain ``String``. Every table also carries the sink's bookkeeping columns: the clean-topic
@@ -56,7 +57,7 @@ class Field:
     nullable: bool = False
     default: Any = None       # Avro default, when has_default
     has_default: bool = False
-    item: bool = False        # read from the exploded array item, not the envelope
+    item: bool = False        # one value per row: an entry of the record's parallel arrays
 
     def columns(self, features: Features) -> list[tuple[str, str]]:
         """(column name, ClickHouse type) pairs for this field."""
@@ -100,7 +101,7 @@ class TableSpec:
     record: str                          # Avro record name
     order_by: tuple[str, ...]            # key columns/expressions (the record id last)
     partition_by: str = ""
-    explode: str = ""                    # array-of-records field: one row per item
+    columnar: bool = False               # top-level arrays are parallel per-row columns
     skip: frozenset[str] = frozenset()   # Avro fields not stored
     doc: str = ""
     bookkeeping: tuple[tuple[str, str], ...] = (
@@ -113,9 +114,8 @@ class TableSpec:
             name = avro_field["name"]
             if name in self.skip:
                 continue
-            if name == self.explode:
-                item = avro_field["type"]["items"]
-                out.extend(f for sub in item["fields"] for f in _fields(sub, (), item=True))
+            if self.columnar and _is_array(avro_field["type"]):
+                out.append(_row_field(avro_field))
             else:
                 out.extend(_fields(avro_field, (), item=False))
         out.extend(Field(n, k, (n,)) for n, k in self.bookkeeping)
@@ -145,6 +145,17 @@ def _fields(avro_field: dict[str, Any], prefix: tuple[str, ...], item: bool) -> 
         return [f for sub in record["fields"] for f in _fields(sub, path, item)]
     return [Field(col, kind, path, nullable=nullable, default=avro_field.get("default"),
                   has_default="default" in avro_field, item=item)]
+
+
+def _is_array(avro_type: Any) -> bool:
+    return isinstance(avro_type, dict) and avro_type.get("type") == "array"
+
+
+def _row_field(avro_field: dict[str, Any]) -> Field:
+    """The per-row column of a parallel array (its entries' type)."""
+    name = avro_field["name"]
+    kind, nullable = _kind(avro_field["type"]["items"])
+    return Field(name, kind, (name,), nullable=nullable, item=True)
 
 
 def _non_null(avro_type: Any) -> Any:
@@ -177,7 +188,7 @@ def _kind(avro_type: Any) -> tuple[str, bool]:
 
 # Tables written from the clean topics (logical topic -> table).
 READINGS = TableSpec(
-    "readings_raw", "EnrichedTelemetryBatch", explode="readings",
+    "readings_raw", "EnrichedTelemetryBatch", columnar=True,
     skip=frozenset({"readings_in", "duplicates", "rejected"}),
     order_by=("enterprise_id", "sensor_id", "event_time", "reading_id"),
     partition_by="toYYYYMM(event_time)",

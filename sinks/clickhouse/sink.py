@@ -27,6 +27,7 @@ from sinks.clickhouse.ledger import (
 )
 from sinks.clickhouse.schema import TABLES
 from streams.metrics import Metrics
+from streams.processors.columns import ragged, reading_count
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -74,8 +75,18 @@ class ClickHouseSink(BatchingSink):
             record = _dead_letter((topic, partition, offset), key, value or b"", exc.code,
                                   exc.message, None, None, None)
             table = "dead_letters_raw"
+        if table == "readings_raw":
+            problem = ragged(record)
+            if problem is not None:  # permanent: the whole message goes to the dead letters
+                self.metrics.rejects.labels(topic=topic, reason="RAGGED_COLUMNS").inc()
+                src = record["source"]
+                record = _dead_letter((src["topic"], src["partition"], src["offset"]), key,
+                                      value or b"", "RAGGED_COLUMNS",
+                                      f"message on {topic}[{partition}]@{offset}: {problem}",
+                                      None, None, record.get("tag"))
+                table = "dead_letters_raw"
         envelope = Envelope(record, topic, partition, offset, table)
-        rows = len(record["readings"]) if table == "readings_raw" else 1
+        rows = reading_count(record) if table == "readings_raw" else 1
         self.add(envelope, topic, partition, offset, max(rows, 1))
 
     # -- output ----------------------------------------------------------------------------
@@ -192,7 +203,7 @@ class ClickHouseSink(BatchingSink):
         owners: list[tuple[Envelope, int | None]] = []
         for e in envelopes:
             if table == "readings_raw":
-                owners.extend((e, i) for i in range(len(e.record["readings"])))
+                owners.extend((e, i) for i in range(reading_count(e.record)))
             else:
                 owners.append((e, None))
         out = []

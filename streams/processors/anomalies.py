@@ -28,7 +28,7 @@ SensorState = dict[str, Any]
 
 def new_sensor_state() -> SensorState:
     return {"n": 0, "v": 0.0, "t": 0, "b": 0.0, "sp": 0, "fr": 0, "fa": 0, "m": 0.0,
-            "d": 0.0, "al": 0, "ids": [], "src": [], "at": []}
+            "d": 0.0, "al": 0, "ids": [], "g": []}
 
 
 class SensorScorer:

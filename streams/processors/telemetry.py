@@ -5,12 +5,15 @@ the clean topic (accepted readings with their flags, counts of readings in, dupl
 rejects), one dead letter per bad reading, and the alerts. Per-reading work is plain Python
 over dicts; metrics are counted once per envelope.
 
+The clean output is columnar (:mod:`.columns`): the accepted readings are appended field by
+field to parallel lists, never built as one dict per reading.
+
 State, one dict per gateway (the faust table value keyed by gateway_id; liveness fields are
 described in :mod:`.gateways`): ``s`` maps sensor_id to its scoring state
-(:mod:`.anomalies`) plus a ring of its most recent reading ids (``ids``) with the packed
-source coordinates (``src``) and arrival time (``at``) of the envelope that carried each;
-``q`` holds the last envelope sequences with their coordinates; ``at_t`` is the packed
-coordinates of the last telemetry message applied to this state.
+(:mod:`.anomalies`) plus a ring of its most recent reading ids with the envelopes that
+carried them (:mod:`.dedup`: hashed ids, source coordinates and arrival time once per
+envelope); ``q`` holds the last envelope sequences with their coordinates; ``at_t`` is the
+packed coordinates of the last telemetry message applied to this state.
 
 Deduplication and its exactness window:
 
@@ -35,7 +38,9 @@ from typing import Any
 
 from streams.metrics import Metrics
 from streams.policy import Policy
+from streams.processors import dedup
 from streams.processors.anomalies import SensorScorer, new_sensor_state
+from streams.processors.columns import empty_columns
 from streams.processors.common import (
     Outputs,
     Record,
@@ -98,10 +103,10 @@ class TelemetryProcessor:
         else:
             out.extend(self.gateways.seen(gateway_id, state, sent, arrival, now_ms))
             state["e"] = enterprise_id
-        accepted, duplicates, late, anomalies = self._readings(
+        columns, duplicates, late, anomalies = self._readings(
             env, source, key, value, state, arrival, now_ms, tag, out)
         readings = env["readings"]
-        rejected = len(readings) - len(accepted) - duplicates
+        rejected = len(readings) - len(columns["reading_id"]) - duplicates
         packed = source.packed
         ring = state["q"]
         ring.append([env["sequence"], packed])
@@ -111,7 +116,7 @@ class TelemetryProcessor:
             "source": source.record(), "gateway_id": gateway_id, "enterprise_id": enterprise_id,
             "region_code": enterprise.region_code, "sent_at": env["sent_at"],
             "received_at": now_ms, "sequence": env["sequence"], "readings_in": len(readings),
-            "duplicates": duplicates, "rejected": rejected, "readings": accepted, "tag": tag,
+            "duplicates": duplicates, "rejected": rejected, **columns, "tag": tag,
         }
         m = self.metrics
         m.readings_in.inc(len(readings))
@@ -125,7 +130,7 @@ class TelemetryProcessor:
 
     def _readings(self, env: Record, source: Source, key: bytes | None, value: bytes,
                   state: GatewayState, arrival: int, now_ms: int, tag: str | None,
-                  out: Outputs) -> tuple[list[Record], int, int, dict[str, int]]:
+                  out: Outputs) -> tuple[dict[str, list[Any]], int, int, dict[str, int]]:
         gateway_id = env["gateway_id"]
         sensors = self.reference.sensors
         limits = self.limits
@@ -134,9 +139,12 @@ class TelemetryProcessor:
         packed = source.packed
         score = self.scorer.score
         seen: set[str] = set()
-        rings: dict[str, dict[str, int]] = {}
-        fresh: dict[str, list[str]] = {}
-        accepted: list[Record] = []
+        rings: dict[str, set[int]] = {}
+        fresh: dict[str, list[int]] = {}
+        id_hash, source_of = dedup.id_hash, dedup.source_of
+        columns = empty_columns()
+        c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag, c_late, c_level, \
+            c_anomalies = columns.values()
         anomalies: dict[str, int] = {}
         duplicates = late = 0
         late_alert: list[int] = []
@@ -161,34 +169,47 @@ class TelemetryProcessor:
             if st is None:
                 st = sensor_states[sid] = new_sensor_state()
             if ring is None:
-                ring = rings[sid] = dict(zip(st["ids"], st["src"], strict=False))
+                if "g" not in st:
+                    dedup.upgrade(st)
+                ring = rings[sid] = set(st["ids"])
                 fresh[sid] = []
-            if rid in ring and ring[rid] != packed:
+            hashed = id_hash(rid)
+            if hashed in ring and source_of(st, hashed) != packed:
                 duplicates += 1
                 continue
-            fresh[sid].append(rid)
+            fresh[sid].append(hashed)
             lag = arrival - et
-            r["arrival_lag_ms"] = lag
+            quality = r["quality"]
+            c_id.append(rid)
+            c_sensor.append(sid)
+            c_metric.append(metric)
+            c_value.append(v)
+            c_unit.append(r["unit"])
+            c_quality.append(quality)
+            c_time.append(et)
+            c_lag.append(lag)
             if lag > lim[3]:
-                r["late"] = True
+                c_late.append(True)
                 late += 1
                 late_alert.append(lag)
             else:
-                r["late"] = False
-            if r["quality"] == "BAD":
-                r["alarm_level"] = 0
-                r["anomalies"] = []
+                c_late.append(False)
+            if quality == "BAD":
+                c_level.append(0)
+                c_anomalies.append([])
             else:
                 level, codes, alerts = score(st, v, sensor.alarm_level1, sensor.alarm_level2)
-                r["alarm_level"] = level
-                r["anomalies"] = codes
+                c_level.append(level)
+                c_anomalies.append(codes)
                 for code in codes:
                     anomalies[code] = anomalies.get(code, 0) + 1
                 for alert_type in alerts:
                     out.alerts.append(self._reading_alert(alert_type, r, sensor, env, st, now_ms))
                 st["t"] = et
-            accepted.append(r)
-        self._update_rings(sensor_states, fresh, packed, arrival)
+        cutoff = arrival - self.horizon_ms
+        for sid, new in fresh.items():
+            if new:
+                dedup.remember(sensor_states[sid], new, packed, arrival, self.ring_size, cutoff)
         if late_alert:
             out.alerts.append(make_alert(
                 "LATE_TELEMETRY", "gateway", gateway_id, env["sent_at"], now_ms,
@@ -197,24 +218,7 @@ class TelemetryProcessor:
                 "taken", enterprise_id=env["enterprise_id"],
                 region_code=self.reference.region_of(env["enterprise_id"]),
                 value=max(late_alert) / 1000, id_extra=str(env["sequence"]), tag=tag))
-        return accepted, duplicates, late, anomalies
-
-    def _update_rings(self, sensor_states: dict[str, Any], fresh: dict[str, list[str]],
-                      packed: int, arrival: int) -> None:
-        cutoff = arrival - self.horizon_ms
-        for sid, new in fresh.items():
-            if not new:
-                continue
-            st = sensor_states[sid]
-            ids, src, at = st["ids"], st["src"], st["at"]
-            ids.extend(new)
-            src.extend([packed] * len(new))
-            at.extend([arrival] * len(new))
-            drop = max(0, len(ids) - max(self.ring_size, len(new)))
-            while drop < len(at) and at[drop] < cutoff:
-                drop += 1
-            if drop:
-                del ids[:drop], src[:drop], at[:drop]
+        return columns, duplicates, late, anomalies
 
     def _reading_alert(self, alert_type: str, r: Record, sensor: Any, env: Record,
                        st: dict[str, Any], now_ms: int) -> Record:

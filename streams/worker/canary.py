@@ -17,6 +17,7 @@ from typing import Any
 
 from schemas.codec import SchemaSource
 from streams.policy import Policy
+from streams.processors.columns import rows
 from streams.settings import Settings
 from streams.worker.canary_scenario import Scenario
 from streams.worker.kafkaio import OutputReader, publish
@@ -51,7 +52,7 @@ def evaluate(sc: Scenario, outputs: list[Any]) -> dict[str, Verdict]:
     """Every expectation, judged on the tagged outputs read so far."""
     mine = [o for o in outputs if o.record.get("tag") == sc.tag]
     of = {name: [o.record for o in mine if o.topic == name] for name in OUTPUTS}
-    readings = [r for env in of["telemetry.clean"] for r in env["readings"]]
+    readings = [r for env in of["telemetry.clean"] for r in rows(env)]
     alerts = {(a["alert_type"], a["subject_id"]) for a in of["alerts"]}
     reports = {r["report_id"]: r for r in of["incidents.clean"] if not r["duplicate"]}
     i = sc.ids

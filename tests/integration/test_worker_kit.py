@@ -17,6 +17,7 @@ from typing import Any
 
 from schemas.registry import SchemaRegistry
 from streams.policy import load_policy
+from streams.processors.columns import rows
 from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
 from streams.worker.kafkaio import Coordinates, OutputReader, publish
@@ -179,8 +180,8 @@ def accepted_twice(outputs: OutputReader) -> list[str]:
             continue
         coords = (src["topic"], src["partition"], src["offset"])
         if out.topic == "telemetry.clean":
-            for r in out.record["readings"]:
-                where[r["reading_id"]].add(coords)
+            for rid in out.record["reading_id"]:
+                where[rid].add(coords)
         elif out.topic == "incidents.clean" and not out.record["duplicate"]:
             where[out.record["report_id"]].add(coords)
     return [rid for rid, places in where.items() if len(places) > 1]
@@ -282,7 +283,7 @@ def score(truth: list[dict[str, Any]], outputs: OutputReader, sim_end_ms: int) -
     readings: dict[str, dict[str, Any]] = {}
     reading_gateway: dict[str, str] = {}
     for env in clean:
-        for r in env["readings"]:
+        for r in rows(env):
             accepted[r["reading_id"]] += 1
             readings[r["reading_id"]] = r
             reading_gateway[r["reading_id"]] = env["gateway_id"]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from streams.processors.columns import READING_FIELDS
+
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch millis
 METRICS = (("METHANE", "PERCENT_VOL", 0.4), ("FLAMMABLE_GAS", "PERCENT_LEL", 8.0),
            ("CARBON_MONOXIDE", "PPM", 6.0), ("TEMPERATURE", "CELSIUS", 21.0))
@@ -17,7 +19,7 @@ def telemetry(offset: int, *, topic: str = "telemetry", partition: int = 0,
               readings: int = 3, enterprise: int = 1, gateway: int = 1, t0: int = T0,
               sensors: int = 3, duplicates: int = 0, rejected: int = 0,
               late_every: int = 0, region: str = "110101") -> dict[str, Any]:
-    """An EnrichedTelemetryBatch for input ``topic``/``partition``/``offset``."""
+    """An EnrichedTelemetryBatch (columnar) for input ``topic``/``partition``/``offset``."""
     items = []
     for i in range(readings):
         metric, unit, base = METRICS[i % sensors % len(METRICS)]
@@ -35,7 +37,8 @@ def telemetry(offset: int, *, topic: str = "telemetry", partition: int = 0,
         "enterprise_id": f"ent-{enterprise:04d}", "region_code": region,
         "sent_at": t0 + offset * 1000 + readings, "received_at": t0 + offset * 1000 + 500,
         "sequence": offset, "readings_in": readings + duplicates + rejected,
-        "duplicates": duplicates, "rejected": rejected, "readings": items, "tag": None,
+        "duplicates": duplicates, "rejected": rejected,
+        **{name: [item[name] for item in items] for name in READING_FIELDS}, "tag": None,
     }
 
 

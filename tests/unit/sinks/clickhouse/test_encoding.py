@@ -15,7 +15,7 @@ from tests.unit.sinks import factories as f
 from tests.unit.sinks.fakes import MODERN, OLD
 
 
-def test_readings_are_exploded_with_envelope_values_repeated() -> None:
+def test_reading_columns_extend_with_envelope_values_repeated() -> None:
     envs = [Envelope(f.telemetry(7, readings=3), "p.telemetry.clean", 2, 70),
             Envelope(f.telemetry(8, readings=2, gateway=9), "p.telemetry.clean", 2, 71)]
     cols = TableEncoder(READINGS, MODERN).encode(envs, version=5, now_s=100)
@@ -65,7 +65,8 @@ def test_decoder_keeps_timestamps_as_millis() -> None:
         data, "p.telemetry.clean")
     assert schema_id == 1
     assert record["sent_at"] == f.T0 + 4003
-    assert record["readings"][1]["event_time"] == f.T0 + 4001
+    assert record["event_time"][1] == f.T0 + 4001
+    assert record["anomalies"] == [[], [], []]
     assert record["source"]["offset"] == 4
 
 

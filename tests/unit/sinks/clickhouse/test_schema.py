@@ -4,7 +4,7 @@ from sinks.clickhouse.schema import DEAD_LETTERS, READINGS, TABLES, Field
 from tests.unit.sinks.fakes import MODERN, OLD
 
 
-def test_readings_explode_envelope_and_items() -> None:
+def test_readings_columns_are_envelope_fields_and_reading_arrays() -> None:
     names = [f.name for f in READINGS.fields()]
     assert names[:4] == ["source_topic", "source_partition", "source_offset",
                          "source_schema_id"]

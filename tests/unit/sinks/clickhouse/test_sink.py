@@ -120,6 +120,21 @@ def test_undecodable_clean_message_becomes_a_sink_dead_letter() -> None:
     assert h.backend.rows("ledger") == []
 
 
+def test_reading_arrays_of_unequal_length_are_a_permanent_error() -> None:
+    h = Harness()
+    ragged = f.telemetry(5, readings=3)
+    ragged["value"] = ragged["value"][:2]
+    h.send("p.telemetry.clean", ragged)
+    h.send("p.telemetry.clean", f.telemetry(6, readings=2))
+    assert h.sink.flush() == {("p.telemetry.clean", 0): 2}
+    (dead,) = h.backend.rows("dead_letters_raw")
+    assert (dead["error_code"], dead["stage"], dead["source_topic"], dead["source_offset"]) == (
+        "RAGGED_COLUMNS", "sink", "telemetry", 5)
+    assert "value=2" in dead["error_message"] and dead["clean_offset"] == 0
+    assert len(h.backend.rows("readings_raw")) == 2
+    assert h.metric("ebi_rejects_total", topic="p.telemetry.clean", reason="RAGGED_COLUMNS") == 1
+
+
 def test_transient_errors_retry_then_apply_backpressure() -> None:
     h = Harness()
     h.send("p.alerts", f.alert(1))

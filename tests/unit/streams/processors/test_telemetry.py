@@ -7,7 +7,9 @@ import pytest
 
 from streams.metrics import Metrics
 from streams.policy import Policy
+from streams.processors.columns import READING_FIELDS, rows
 from streams.processors.common import Source
+from streams.processors.dedup import id_hash
 from streams.processors.gateways import GatewayMonitor
 from streams.processors.reference import ReferenceData
 from streams.processors.telemetry import TelemetryProcessor
@@ -49,9 +51,11 @@ def test_good_envelope_is_enriched_once(proc: TelemetryProcessor, metrics: Metri
                                "schema_id": 1}
     assert (clean["readings_in"], clean["duplicates"], clean["rejected"]) == (2, 0, 0)
     assert clean["region_code"] == "110101" and clean["received_at"] == T0 + 5
-    assert [r["reading_id"] for r in clean["readings"]] == ["r1", "r2"]
-    assert clean["readings"][0]["arrival_lag_ms"] == 1000
-    assert clean["readings"][0]["late"] is False and clean["readings"][0]["anomalies"] == []
+    assert clean["reading_id"] == ["r1", "r2"] and clean["metric"] == ["METHANE", "FLAMMABLE_GAS"]
+    assert all(len(clean[name]) == 2 for name in READING_FIELDS)
+    assert "readings" not in clean
+    assert rows(clean)[0]["arrival_lag_ms"] == 1000
+    assert rows(clean)[0]["late"] is False and rows(clean)[0]["anomalies"] == []
     encodes("EnrichedTelemetryBatch", clean)
     assert state is not None and set(state["s"]) == {"s-1", "s-2"}
     assert value_of(metrics.readings_in) == 2
@@ -73,7 +77,7 @@ def test_bad_reading_goes_to_dead_letters_alone(proc: TelemetryProcessor, bad: d
     env = envelope([reading("r1", 0.2), bad, reading("r3", 0.21)])
     out, _ = proc.process(env, src(3), b"gw-1", RAW, None, T0)
     assert out.clean is not None
-    assert [r["reading_id"] for r in out.clean["readings"]] == ["r1", "r3"]
+    assert [r["reading_id"] for r in rows(out.clean)] == ["r1", "r3"]
     assert out.clean["rejected"] == 1
     [dl] = out.dead_letters
     assert dl["error_code"] == code and dl["record_index"] == 1 and dl["record_id"] == "r2"
@@ -99,7 +103,7 @@ def test_duplicates_across_and_within_envelopes(proc: TelemetryProcessor,
     env = envelope([reading("r2", 0.21), reading("r3", 0.22), reading("r3", 0.22)], seq=2)
     out, state = proc.process(env, src(2), None, RAW, state, T0)
     assert out.clean is not None
-    assert [r["reading_id"] for r in out.clean["readings"]] == ["r3"]
+    assert [r["reading_id"] for r in rows(out.clean)] == ["r3"]
     assert out.clean["duplicates"] == 2 and out.clean["readings_in"] == 3
     assert value_of(metrics.duplicates, type="telemetry") == 2
 
@@ -132,7 +136,9 @@ def test_ring_keeps_last_k_or_whole_latest_envelope(proc: TelemetryProcessor) ->
     out, state = proc.process(big | {"sequence": 2}, src(2), None, RAW, state, T0)
     assert out.clean is not None and out.clean["duplicates"] == 10
     _, state = proc.process(envelope([reading("x1", 0.3)], seq=3), src(3), None, RAW, state, T0)
-    assert state is not None and state["s"]["s-1"]["ids"] == ["r7", "r8", "r9", "x1"]
+    assert state is not None
+    assert state["s"]["s-1"]["ids"] == [id_hash(r) for r in ("r7", "r8", "r9", "x1")]
+    assert state["s"]["s-1"]["g"] == [[src(1).packed, T0, 3], [src(3).packed, T0, 1]]
 
 
 def test_ring_forgets_readings_beyond_the_horizon(proc: TelemetryProcessor) -> None:
@@ -141,7 +147,8 @@ def test_ring_forgets_readings_beyond_the_horizon(proc: TelemetryProcessor) -> N
     later = Source("ebi.telemetry", 0, 2, 1, T0 + day + 1)
     env = envelope([reading("r2", 0.2, et=T0 + day)], seq=2)
     _, state = proc.process(env, later, None, RAW, state, T0 + day)
-    assert state is not None and state["s"]["s-1"]["ids"] == ["r2"]
+    assert state is not None and state["s"]["s-1"]["ids"] == [id_hash("r2")]
+    assert state["s"]["s-1"]["g"] == [[later.packed, T0 + day + 1, 1]]
 
 
 def test_late_readings_flagged_with_lag_and_one_alert(proc: TelemetryProcessor,
@@ -151,7 +158,7 @@ def test_late_readings_flagged_with_lag_and_one_alert(proc: TelemetryProcessor,
                             et=T0 - 121_000)])
     out, _ = proc.process(env, src(1), None, RAW, None, T0 + 999_999)   # worker clock ignored
     assert out.clean is not None
-    flags = [(r["late"], r["arrival_lag_ms"]) for r in out.clean["readings"]]
+    flags = [(r["late"], r["arrival_lag_ms"]) for r in rows(out.clean)]
     assert flags == [(True, 180_000), (False, 60_000), (True, 121_000)]
     [alert] = out.alerts
     assert alert["alert_type"] == "LATE_TELEMETRY" and alert["subject_id"] == "gw-1"
@@ -163,9 +170,9 @@ def test_alarm_limits_flag_readings_and_alert_on_rising_edge(proc: TelemetryProc
     env = envelope([reading(f"r{i}", v, et=T0 - 10_000 + i) for i, v in enumerate(values)])
     out, _ = proc.process(env, src(1), None, RAW, None, T0)
     assert out.clean is not None
-    levels = [r["alarm_level"] for r in out.clean["readings"]]
+    levels = [r["alarm_level"] for r in rows(out.clean)]
     assert levels == [0, 1, 1, 2, 0]
-    assert [r["anomalies"][:1] for r in out.clean["readings"]][1:4] == [
+    assert [r["anomalies"][:1] for r in rows(out.clean)][1:4] == [
         ["ALARM_L1"], ["ALARM_L1"], ["ALARM_L2"]]
     types = [a["alert_type"] for a in out.alerts if a["alert_type"].startswith("ALARM")]
     assert types == ["ALARM_L1", "ALARM_L2"]
@@ -179,13 +186,13 @@ def test_alarm_limits_flag_readings_and_alert_on_rising_edge(proc: TelemetryProc
 def test_sensor_own_limits_take_precedence(proc: TelemetryProcessor) -> None:
     env = envelope([reading("r1", 61.0, "s-3", "TEMPERATURE", "CELSIUS")])
     out, _ = proc.process(env, src(1), None, RAW, None, T0)
-    assert out.clean is not None and out.clean["readings"][0]["alarm_level"] == 1
+    assert out.clean is not None and rows(out.clean)[0]["alarm_level"] == 1
 
 
 def test_bad_quality_readings_pass_unscored(proc: TelemetryProcessor) -> None:
     env = envelope([reading("r1", 1.4, quality="BAD")])
     out, state = proc.process(env, src(1), None, RAW, None, T0)
-    assert out.clean is not None and out.clean["readings"][0]["anomalies"] == []
+    assert out.clean is not None and rows(out.clean)[0]["anomalies"] == []
     assert not out.alerts and state is not None and state["s"]["s-1"]["n"] == 0
 
 

@@ -15,6 +15,7 @@ from schemas.codec import AvroSerializer, SerializationContext
 from schemas.registry import InMemoryRegistry
 from streams.metrics import Metrics
 from streams.policy import Policy, load_policy
+from streams.processors.columns import rows
 from streams.processors.common import Outputs, Source
 from streams.processors.decode import MillisDeserializer
 from streams.processors.reference import ReferenceData
@@ -91,7 +92,7 @@ def test_simulated_traffic_ledger_and_faults(policy: Policy) -> None:
         whole = [d for d in out.dead_letters if d["record_index"] is None]
         assert (out.clean is not None) + len(whole) == 1
     accepted = Counter(r["reading_id"] for o in h.outputs() if o.topic == "telemetry.clean"
-                       for r in o.record["readings"])
+                       for r in rows(o.record))
     assert max(accepted.values()) == 1
     dups = [x["record_id"] for x in sim.truth if x.get("fault") == "duplicate"
             and x["type"] == "telemetry"]

@@ -1,0 +1,86 @@
+"""Per-sensor rings of recent reading ids, compact enough to write once per envelope.
+
+A sensor's state (:mod:`.anomalies`) carries:
+
+- ``ids``: the most recent reading ids as 64-bit hashes (:func:`id_hash`, blake2b), oldest
+  first;
+- ``g``: the envelopes that carried them, as ``[packed source coordinates, arrival ms,
+  count]`` groups in the same order (the counts add up to ``len(ids)``): a reading's source
+  is stored once per envelope, not once per reading.
+
+A reading id found in the ring under different source coordinates is a duplicate; under the
+same coordinates it is this message processed again (a replay of itself), not a duplicate.
+The chance that two different ids of one sensor's ring share a 64-bit hash is about
+``ring_size / 2**64`` per reading. States written before this layout (``src`` and ``at``
+lists beside string ids) are converted when first read.
+"""
+
+from __future__ import annotations
+
+from hashlib import blake2b
+from typing import Any
+
+SensorState = dict[str, Any]
+_from_bytes = int.from_bytes
+
+
+def id_hash(reading_id: str) -> int:
+    """A stable 64-bit hash of a reading id (the same in every process)."""
+    return _from_bytes(blake2b(reading_id.encode(), digest_size=8).digest(), "big")
+
+
+def upgrade(st: SensorState) -> None:
+    """Convert a ring written with per-reading ``src``/``at`` lists to groups (in place)."""
+    src, at = st.pop("src", None), st.pop("at", None)
+    if src is None or at is None:
+        st.setdefault("g", [])
+        return
+    groups: list[list[int]] = []
+    for packed, arrived in zip(src, at, strict=False):
+        if groups and groups[-1][0] == packed and groups[-1][1] == arrived:
+            groups[-1][2] += 1
+        else:
+            groups.append([packed, arrived, 1])
+    st["ids"] = [i if isinstance(i, int) else id_hash(i) for i in st["ids"][:len(src)]]
+    st["g"] = groups
+
+
+def source_of(st: SensorState, hashed: int) -> int | None:
+    """Packed source coordinates of the latest occurrence of ``hashed`` in the ring."""
+    ids = st["ids"]
+    try:
+        index = len(ids) - 1 - ids[::-1].index(hashed)
+    except ValueError:
+        return None
+    pos = 0
+    for packed, _, count in st["g"]:
+        pos += count
+        if index < pos:
+            return int(packed)
+    return None
+
+
+def remember(st: SensorState, new: list[int], packed: int, arrival: int, ring_size: int,
+             cutoff: int) -> None:
+    """Append the hashed ids of one envelope, then keep the last ``ring_size`` (or all of this
+    envelope's, if more), dropping further any that arrived before ``cutoff``."""
+    ids, groups = st["ids"], st["g"]
+    ids.extend(new)
+    last = groups[-1] if groups else None
+    if last is not None and last[0] == packed and last[1] == arrival:
+        last[2] += len(new)
+    else:
+        groups.append([packed, arrival, len(new)])
+    drop = max(0, len(ids) - max(ring_size, len(new)))
+    pos = k = 0
+    while k < len(groups) and pos + groups[k][2] <= drop:
+        pos += groups[k][2]
+        k += 1
+    while k < len(groups) and groups[k][1] < cutoff:
+        pos += groups[k][2]
+        drop = pos
+        k += 1
+    if drop:
+        del ids[:drop], groups[:k]
+        if groups and drop > pos:
+            groups[0][2] -= drop - pos
