@@ -19,7 +19,7 @@ Deduplication and its exactness window:
 
 - A message whose coordinates are at or before ``at_t`` (same partition) was applied, and its
   outputs were acknowledged before the state was written, so it is skipped: an exact replay
-  after a crash or a rebalance (see :meth:`TelemetryProcessor.already_applied`).
+  after a crash or a rebalance (see :func:`.common.already_applied`).
 - A reading id found in its sensor's ring under different source coordinates is a duplicate:
   dropped and counted. A reading id repeated inside one envelope is a duplicate too.
 - The ring keeps, per sensor, the last ``ring_size`` readings (default 32) or all readings of

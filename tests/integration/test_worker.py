@@ -50,9 +50,11 @@ def scenario(settings: Settings, name: str, **config: Any) -> Iterator[dict[str,
 
 @pytest.fixture(scope="module")
 def faulty(settings: Settings) -> Iterator[dict[str, Any]]:
+    # rates high enough that every kind of fault occurs in one minute of traffic
     yield from scenario(settings, "wfault", seed=11, duration_s=60.0, rate=1000.0,
-                        incidents_per_min=20.0, hazards_per_min=10.0, duplicate_rate=0.002,
+                        incidents_per_min=30.0, hazards_per_min=10.0, duplicate_rate=0.002,
                         late_rate=0.001, anomalies=10, invalid_rate=0.02,
+                        late_report_rate=0.3, concealment_rate=0.3, figure_jump_rate=0.6,
                         silent_gateways=1, silent_for_s=30, heartbeat_interval_s=5)
 
 
