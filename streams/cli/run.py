@@ -17,6 +17,7 @@ from streams.settings import Settings
 from streams.stack import Stack, StackError
 from streams.stack.process import free_port, port_free
 
+RESTART_EXIT = 75  # `ebi worker`: an offset gap or stall was detected; run it again
 INPUTS = ("telemetry", "heartbeats", "hazards", "incidents")
 OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "alerts", "deadletter")
 
@@ -170,7 +171,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         progress = Progress()
         deadline = time.monotonic() + args.duration if args.duration else float("inf")
         while not interrupted and time.monotonic() < deadline + 1:
-            for child in children:
+            for i, child in enumerate(children):
+                if child.name == "worker" and child.proc.poll() == RESTART_EXIT:
+                    print("ebi run: the worker asked to start over (exit 75); restarting it",
+                          flush=True)
+                    children[i] = _spawn("worker", ["worker"], env, log_dir, worker_port)
+                    continue
                 if child.proc.poll() not in (None, 0):
                     raise StackError(f"{child.name} exited with {child.proc.returncode}; "
                                      f"see {child.log}")
