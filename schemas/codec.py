@@ -80,6 +80,22 @@ class AvroDeserializer:
             return None
         return int(_HEADER.unpack_from(data)[1])
 
+    def schemas(self, schema_id: int, record: str, where: str) -> tuple[Any, Any]:
+        """The (writer, reader) schemas for a message; the writer is fetched once per id."""
+        writer = self._writers.get(schema_id)
+        if writer is None:
+            try:
+                writer = self.registry.schema_for_id(schema_id)
+            except KeyError:
+                raise DecodeError("UNKNOWN_SCHEMA_ID", f"{where}: schema id {schema_id} is not in "
+                                  "the registry") from None
+            self._writers[schema_id] = writer
+        reader = parsed(record)
+        if writer.get("name") != reader.get("name"):
+            raise DecodeError("WRONG_SCHEMA", f"{where}: schema id {schema_id} is "
+                              f"{writer.get('name')}, this topic carries {reader.get('name')}")
+        return writer, reader
+
     def __call__(self, data: bytes | None, ctx: SerializationContext) -> tuple[dict[str, Any], int]:
         where = f"message on {ctx.topic}"
         if data is None or len(data) == 0:
@@ -91,18 +107,7 @@ class AvroDeserializer:
             raise DecodeError("NOT_CONFLUENT_FRAMED", f"{where}: does not start with magic byte 0 "
                               "and a 4-byte schema id (not Confluent wire format)")
         schema_id = int(_HEADER.unpack_from(data)[1])
-        writer = self._writers.get(schema_id)
-        if writer is None:
-            try:
-                writer = self.registry.schema_for_id(schema_id)
-            except KeyError:
-                raise DecodeError("UNKNOWN_SCHEMA_ID", f"{where}: schema id {schema_id} is not in "
-                                  "the registry") from None
-            self._writers[schema_id] = writer
-        reader = parsed(ctx.record)
-        if writer.get("name") != reader.get("name"):
-            raise DecodeError("WRONG_SCHEMA", f"{where}: schema id {schema_id} is "
-                              f"{writer.get('name')}, this topic carries {reader.get('name')}")
+        writer, reader = self.schemas(schema_id, ctx.record, where)
         body = io.BytesIO(data)
         body.seek(5)
         try:

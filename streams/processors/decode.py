@@ -19,7 +19,6 @@ import fastavro
 
 from schemas.catalog import schema_text
 from schemas.codec import (
-    MAGIC,
     MAX_MESSAGE_BYTES,
     AvroDeserializer,
     AvroSerializer,
@@ -81,39 +80,8 @@ class MillisDeserializer(AvroDeserializer):
             self._resolved[key] = writer
         return writer
 
-    def __call__(self, data: bytes | None, ctx: SerializationContext) -> tuple[dict[str, Any], int]:
-        where = f"message on {ctx.topic}"
-        if data is None or len(data) == 0:
-            raise DecodeError("EMPTY_MESSAGE", f"{where}: no value (tombstone or empty bytes)")
-        if len(data) > self.max_bytes:
-            raise DecodeError("OVERSIZE", f"{where}: {len(data)} bytes, over the limit of "
-                              f"{self.max_bytes}")
-        if len(data) < 5 or data[0] != MAGIC:
-            raise DecodeError("NOT_CONFLUENT_FRAMED", f"{where}: does not start with magic "
-                              "byte 0 and a 4-byte schema id (not Confluent wire format)")
-        schema_id = int(_HEADER.unpack_from(data)[1])
-        writer = self._writer(schema_id, ctx.record, where)
-        reader = millis_schema(ctx.record)
-        body = io.BytesIO(data)
-        body.seek(5)
-        try:
-            record = fastavro.schemaless_reader(body, writer, reader)
-        except (EOFError, IndexError, struct.error):
-            raise DecodeError("TRUNCATED_AVRO", f"{where}: the Avro body ends early "
-                              f"({len(data) - 5} bytes after the header)") from None
-        except UnicodeDecodeError as exc:
-            raise DecodeError("INVALID_UTF8", f"{where}: a string field is not UTF-8 "
-                              f"({exc.reason} at byte {exc.start})") from None
-        except Exception as exc:  # fastavro raises assorted errors on corrupt bodies
-            raise DecodeError("INVALID_AVRO", f"{where}: cannot decode as {reader.get('name')} "
-                              f"with schema id {schema_id}: {exc}") from None
-        if body.tell() != len(data):
-            raise DecodeError("TRAILING_BYTES", f"{where}: {len(data) - body.tell()} bytes left "
-                              "after the record (wrong schema or corrupt message)")
-        if not isinstance(record, dict):
-            raise DecodeError("INVALID_AVRO", f"{where}: decoded to {type(record).__name__}, "
-                              "not a record")
-        return record, schema_id
+    def schemas(self, schema_id: int, record: str, where: str) -> tuple[Any, Any]:
+        return self._writer(schema_id, record, where), millis_schema(record)
 
 
 class MillisSerializer(AvroSerializer):
