@@ -82,6 +82,7 @@ class Pipeline:
                  ring_size: int = 32) -> None:
         self.policy = policy
         self.reference = reference
+        self._provinces: set[str] = set()
         self.metrics = metrics
         self.deserializer = deserializer
         self.stores = stores
@@ -161,6 +162,7 @@ class Pipeline:
         changed: list[Changed] = []
         gateways = self.stores["gateways"]
         online = offline = 0
+        offline_by_province: dict[str, int] = {}
         for key in gateways.owned_keys():
             state = gateways.get(key)
             if state is None or state["e"] not in self.reference.enterprises:
@@ -174,8 +176,15 @@ class Pipeline:
                     changed.append(Changed("gateways", key))
             online += 1 if state["on"] else 0
             offline += 0 if state["on"] else 1
+            if not state["on"]:
+                province = self.reference.enterprises[state["e"]].region_code[:2]
+                offline_by_province[province] = offline_by_province.get(province, 0) + 1
         self.metrics.gateways.labels("online").set(online)
         self.metrics.gateways.labels("offline").set(offline)
+        # per province (bounded: ~34 values), for the "offline spike in a region" alert
+        self._provinces |= offline_by_province.keys()
+        for province in self._provinces:
+            self.metrics.gateways_offline.labels(province).set(offline_by_province.get(province, 0))
         incidents = self.stores["incidents"]
         open_, overdue = 0, 0
         for key in incidents.owned_keys():

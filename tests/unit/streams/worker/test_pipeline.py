@@ -125,3 +125,17 @@ def test_deregistered_gateways_are_not_watched(policy: Policy) -> None:
         h.feed(topic, key, value, now)
     out, _ = h.pipeline.tick(now + 3_600_000)
     assert not out.statuses and not out.alerts
+
+
+def test_offline_gateways_are_counted_per_province(policy: Policy) -> None:
+    h = Harness(policy)
+    now = int(time.time() * 1000)
+    sc = Scenario("unit3", now, policy)
+    for topic, key, value in sc.reference() + sc.traffic():
+        h.feed(topic, key, value, now)
+    h.pipeline.tick(now + 3_600_000)
+    offline = {s.labels["province"]: s.value
+               for metric in h.metrics.registry.collect() if metric.name == "ebi_gateways_offline"
+               for s in metric.samples}
+    assert sum(offline.values()) >= 1
+    assert all(len(province) == 2 and province.isdigit() for province in offline)
