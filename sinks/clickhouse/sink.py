@@ -63,6 +63,11 @@ class ClickHouseSink(BatchingSink):
                          for name, spec in TABLES.items()}
         self.failures = 0
         self.skipped_replays = 0
+        started = time.time()
+        for table in WRITE_ORDER:  # series exist from the start, so "stalled" can fire
+            metrics.sink_last_insert.labels(table=table).set(started)
+            metrics.sink_errors.labels(table=table, kind="transient")
+            metrics.sink_errors.labels(table=table, kind="permanent")
 
     # -- input -----------------------------------------------------------------------------
     def add_message(self, value: bytes | None, key: bytes | None, topic: str, partition: int,
