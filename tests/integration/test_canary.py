@@ -68,7 +68,7 @@ def pipeline(settings: Settings, clickhouse_server_url: str,
 
 
 def test_canary_catches_everything_and_checks_clickhouse(pipeline: Settings) -> None:
-    done = canary(pipeline, "--timeout", "90")
+    done = canary(pipeline, "--timeout", "120", "--silence-wait", "60")
     print(done.stdout)
     lines = [line for line in done.stdout.splitlines() if line[:1].isupper()]
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
