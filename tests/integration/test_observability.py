@@ -116,7 +116,7 @@ def pipeline(settings: Settings, tmp_path_factory: pytest.TempPathFactory
     try:
         prom.wait_for_targets_up(timeout=90)
         cfg = past_config(seed=21, duration_s=30.0, rate=500.0, incidents_per_min=20.0,
-                          duplicate_rate=0.005, invalid_rate=0.03, anomalies=0,
+                          duplicate_rate=0.005, invalid_rate=0.15, anomalies=0,
                           late_rate=0.0, silent_gateways=0)
         # Spread over many scrapes: a counter series that appears only at its final value
         # shows no increase, and rate() would stay 0.
@@ -167,7 +167,13 @@ def test_sink_counts_every_accepted_reading(pipeline: dict[str, Any]) -> None:
 
 
 def test_prometheus_fires_the_dead_letter_ratio_alert(pipeline: dict[str, Any]) -> None:
-    alert = pipeline["prom"].wait_for_alert("EbiDeadLetterRatioHigh", timeout=60,
-                                            topic="telemetry")
+    prom = pipeline["prom"]
+    try:
+        alert = prom.wait_for_alert("EbiDeadLetterRatioHigh", timeout=60, topic="telemetry")
+    except Exception:
+        seen = {expr: prom.query(expr) for expr in (
+            "ebi_rejects_total", "sum by (topic) (rate(ebi_rejects_total[5m]))",
+            "sum by (topic) (rate(ebi_records_in_total[5m]))")}
+        raise AssertionError(f"alert not firing; alerts={prom.alerts()}; series={seen}") from None
     assert alert["labels"]["severity"] == "warning"
     assert float(alert["value"]) > 0.01
