@@ -9,8 +9,11 @@ Canary data is recognised by its ids: ``canary-<run>-...``; its outputs carry th
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from streams.records.rules import Violation
 
 Record = dict[str, Any]
 
@@ -132,3 +135,8 @@ def dead_letter(source: Source, key: bytes | None, value: bytes, error_code: str
         "error_message": message, "stage": stage, "record_index": record_index,
         "record_id": record_id, "failed_at": now_ms, "tag": tag,
     }
+
+
+def rejection(problems: Sequence[Violation]) -> tuple[str, str]:
+    """A dead letter's reason code (the first violation's) and a message naming every field."""
+    return problems[0].code, "; ".join(f"{p.field}: {p.message}" for p in problems)

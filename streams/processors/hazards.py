@@ -22,6 +22,7 @@ from streams.processors.common import (
     canary_tag,
     dead_letter,
     make_alert,
+    rejection,
 )
 from streams.processors.reference import ReferenceData
 from streams.records.rules import check_hazard
@@ -47,8 +48,7 @@ class HazardProcessor:
         where = f"hazard {hazard_id} version {version}"
         problems = check_hazard(rec, self.policy, arrival)
         if problems:
-            code = problems[0].code
-            why = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            code, why = rejection(problems)
         elif enterprise not in self.reference.enterprises:
             code, why = "UNKNOWN_ENTERPRISE", f"enterprise {enterprise} is not registered"
         else:

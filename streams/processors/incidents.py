@@ -31,6 +31,7 @@ from streams.processors.common import (
     canary_tag,
     dead_letter,
     make_alert,
+    rejection,
 )
 from streams.records.rules import FIGURES, check_incident, implied_level
 
@@ -62,8 +63,7 @@ class IncidentProcessor:
         if not problems and stage != "INITIAL" and (state is None or "INITIAL" not in state["st"]):
             code, why = "STAGE_ORDER", f"a {stage} report before any INITIAL report"
         elif problems:
-            code = problems[0].code
-            why = "; ".join(f"{p.field}: {p.message}" for p in problems)
+            code, why = rejection(problems)
         else:
             code = ""
         if code:
