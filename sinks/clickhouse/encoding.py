@@ -121,19 +121,9 @@ class TableEncoder:
         if self.spec.columnar:
             return self._encode_columnar(envelopes, version, now_s)
         cols: Columns = {}
-        records = [e.record for e in envelopes]
-        n = len(records)
+        n = len(envelopes)
         for f in self.fields:
-            if f.name == "clean_topic":
-                values: list[Any] = [e.topic for e in envelopes]
-            elif f.name == "clean_partition":
-                values = [e.partition for e in envelopes]
-            elif f.name == "clean_offset":
-                values = [e.offset for e in envelopes]
-            else:
-                get = _getter(f.path)
-                values = [get(r) for r in records]
-            self._put(cols, f, values)
+            self._put(cols, f, _per_envelope(f, envelopes))
         cols["_version"] = [version] * n
         cols["inserted_at"] = [now_s] * n
         return cols
@@ -149,15 +139,7 @@ class TableEncoder:
                 key = f.path[0]
                 values: list[Any] = list(chain.from_iterable(e.record[key] for e in envelopes))
             else:
-                if f.name == "clean_topic":
-                    per: list[Any] = [e.topic for e in envelopes]
-                elif f.name == "clean_partition":
-                    per = [e.partition for e in envelopes]
-                elif f.name == "clean_offset":
-                    per = [e.offset for e in envelopes]
-                else:
-                    get = _getter(f.path)
-                    per = [get(e.record) for e in envelopes]
+                per = _per_envelope(f, envelopes)
                 values = []
                 for value, count in zip(per, items_per, strict=True):
                     values.extend([value] * count)
@@ -185,3 +167,15 @@ def take(cols: Columns, start: int, stop: int) -> Columns:
 
 def row_count(cols: Columns) -> int:
     return len(next(iter(cols.values()))) if cols else 0
+
+
+def _per_envelope(f: Any, envelopes: Sequence[Envelope]) -> list[Any]:
+    """One value of field ``f`` per envelope: its clean-topic coordinates or a record path."""
+    if f.name == "clean_topic":
+        return [e.topic for e in envelopes]
+    if f.name == "clean_partition":
+        return [e.partition for e in envelopes]
+    if f.name == "clean_offset":
+        return [e.offset for e in envelopes]
+    get = _getter(f.path)
+    return [get(e.record) for e in envelopes]

@@ -62,26 +62,18 @@ class MillisDeserializer(AvroDeserializer):
         super().__init__(registry, max_bytes)
         self._resolved: dict[tuple[int, str], Any] = {}
 
-    def _writer(self, schema_id: int, record: str, where: str) -> Any:
+    def schemas(self, schema_id: int, record: str, where: str) -> tuple[Any, Any]:
+        """The registry's writer schema (fetched and name-checked by the base class) with its
+        timestamp logical types stripped, so timestamps stay int millis."""
         key = (schema_id, record)
         writer = self._resolved.get(key)
+        reader = millis_schema(record)
         if writer is None:
-            try:
-                raw = self.registry.schema_for_id(schema_id)
-            except KeyError:
-                raise DecodeError("UNKNOWN_SCHEMA_ID", f"{where}: schema id {schema_id} is not "
-                                  "in the registry") from None
-            reader = millis_schema(record)
-            if raw.get("name") != reader.get("name"):
-                raise DecodeError("WRONG_SCHEMA", f"{where}: schema id {schema_id} is "
-                                  f"{raw.get('name')}, this topic carries {reader.get('name')}")
+            raw, _ = super().schemas(schema_id, record, where)
             stripped = fastavro.parse_schema(strip_millis(raw), named_schemas={})
             writer = reader if stripped == reader else stripped
             self._resolved[key] = writer
-        return writer
-
-    def schemas(self, schema_id: int, record: str, where: str) -> tuple[Any, Any]:
-        return self._writer(schema_id, record, where), millis_schema(record)
+        return writer, reader
 
 
 class MillisSerializer(AvroSerializer):
