@@ -130,20 +130,24 @@ class TableEncoder:
 
     def _encode_columnar(self, envelopes: Sequence[Envelope], version: int,
                          now_s: int) -> Columns:
-        rows_of = next(f.path[0] for f in self.fields if f.item)
+        rows_of = next(f.path[0] for f in self.fields if f.item and not f.sparse)
         items_per = [len(e.record[rows_of]) for e in envelopes]
         total = sum(items_per)
         cols: Columns = {}
+        per_envelope: Columns = {}
         for f in self.fields:
-            if f.item:
+            if f.sparse:
+                self._put(cols, f, _overlay(f, envelopes, items_per, total))
+            elif f.item:
                 key = f.path[0]
-                values: list[Any] = list(chain.from_iterable(e.record[key] for e in envelopes))
-            else:
-                per = _per_envelope(f, envelopes)
-                values = []
-                for value, count in zip(per, items_per, strict=True):
-                    values.extend([value] * count)
-            self._put(cols, f, values)
+                self._put(cols, f, list(chain.from_iterable(e.record[key] for e in envelopes)))
+            else:   # converted once per envelope, then repeated on each of its rows
+                self._put(per_envelope, f, _per_envelope(f, envelopes))
+        for name, per in per_envelope.items():
+            values: list[Any] = []
+            for value, count in zip(per, items_per, strict=True):
+                values.extend([value] * count)
+            cols[name] = values
         cols["_version"] = [version] * total
         cols["inserted_at"] = [now_s] * total
         return cols
@@ -158,6 +162,18 @@ class TableEncoder:
                 cols[f.name + "_ms"] = [v % 1000 for v in values]
         else:
             cols[f.name] = values
+
+
+def _overlay(f: Field, envelopes: Sequence[Envelope], items_per: list[int],
+             total: int) -> list[Any]:
+    """A per-row column from a sparse overlay: the default, set where an entry names the row."""
+    values: list[Any] = [f.default] * total   # one shared default object: nothing mutates it
+    key, start = f.path[0], 0
+    for e, count in zip(envelopes, items_per, strict=True):
+        for entry in e.record[f.sparse]:
+            values[start + entry["index"]] = entry[key]
+        start += count
+    return values
 
 
 def take(cols: Columns, start: int, stop: int) -> Columns:

@@ -2,7 +2,9 @@
 
 Each Avro field becomes a column (nested records are flattened with a ``parent_`` prefix; in a
 columnar record every top-level array is a per-row column, one row per array entry, and the
-other fields repeat on each row). Types follow the server's
+other fields repeat on each row; a top-level array of records with an ``index`` field is a
+sparse overlay: each of its other fields is a per-row column holding the field's default on
+rows without an entry). Types follow the server's
 :class:`Features`: ``DateTime64(3, 'UTC')`` and ``LowCardinality(String)`` where the server has
 them, otherwise ``DateTime('UTC')`` plus a ``<name>_ms`` column (milliseconds within the second)
 and plain ``String``. Every table also carries the sink's bookkeeping columns: the clean-topic
@@ -58,6 +60,7 @@ class Field:
     default: Any = None       # Avro default, when has_default
     has_default: bool = False
     item: bool = False        # one value per row: an entry of the record's parallel arrays
+    sparse: str = ""          # per-row value from this overlay array's entries (by index)
 
     def columns(self, features: Features) -> list[tuple[str, str]]:
         """(column name, ClickHouse type) pairs for this field."""
@@ -114,7 +117,9 @@ class TableSpec:
             name = avro_field["name"]
             if name in self.skip:
                 continue
-            if self.columnar and _is_array(avro_field["type"]):
+            if self.columnar and _is_overlay(avro_field["type"]):
+                out.extend(_overlay_fields(avro_field))
+            elif self.columnar and _is_array(avro_field["type"]):
                 out.append(_row_field(avro_field))
             else:
                 out.extend(_fields(avro_field, (), item=False))
@@ -149,6 +154,28 @@ def _fields(avro_field: dict[str, Any], prefix: tuple[str, ...], item: bool) -> 
 
 def _is_array(avro_type: Any) -> bool:
     return isinstance(avro_type, dict) and avro_type.get("type") == "array"
+
+
+def _is_overlay(avro_type: Any) -> bool:
+    items = avro_type.get("items") if _is_array(avro_type) else None
+    return isinstance(items, dict) and items.get("type") == "record" and any(
+        f["name"] == "index" for f in items["fields"])
+
+
+def _overlay_fields(avro_field: dict[str, Any]) -> list[Field]:
+    """The per-row columns of a sparse overlay array (all but its ``index``)."""
+    out = []
+    for sub in avro_field["type"]["items"]["fields"]:
+        if sub["name"] == "index":
+            continue
+        kind, nullable = _kind(sub["type"])
+        if "default" not in sub and not nullable:
+            raise ValueError(f"overlay field {avro_field['name']}.{sub['name']} needs a "
+                             "default (the value of rows without an entry)")
+        out.append(Field(sub["name"], kind, (sub["name"],), nullable=nullable,
+                         default=sub.get("default"), has_default="default" in sub, item=True,
+                         sparse=avro_field["name"]))
+    return out
 
 
 def _row_field(avro_field: dict[str, Any]) -> Field:

@@ -2,9 +2,16 @@
 
 The accepted readings of an envelope travel as parallel arrays, one per reading field
 (:data:`READING_FIELDS`), all of the same length: reading ``i`` is the ``i``-th entry of each.
+What the worker found about a reading travels sparsely in ``flags``: one entry (its
+:data:`FLAG_FIELDS` plus ``index``, the reading's position in the arrays, ascending) only for
+a reading that is late, at an alarm level or anomalous; every other reading has the defaults
+(:data:`FLAG_DEFAULTS`). On clean traffic ``flags`` is empty, so a reading costs the encoder
+and the sink's decoder seven array entries, not eleven.
+
 The worker appends to these lists per accepted reading and the sink extends its table columns
 with them, so no per-reading record exists on either side. :func:`ragged` checks the
-invariant; :func:`rows` turns a batch back into one dict per reading (tests, canary, tools).
+invariants; :func:`rows` turns a batch back into one dict per reading (tests, canary, tools)
+and :func:`columnar` does the opposite.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from typing import Any
 Record = dict[str, Any]
 
 READING_FIELDS = ("reading_id", "sensor_id", "metric", "value", "unit", "quality", "event_time",
-                  "arrival_lag_ms", "late", "alarm_level", "anomalies")
+                  "arrival_lag_ms")
+FLAG_FIELDS = ("late", "alarm_level", "anomalies")
+FLAG_DEFAULTS: dict[str, Any] = {"late": False, "alarm_level": 0, "anomalies": []}
+ROW_FIELDS = READING_FIELDS + FLAG_FIELDS
 
 
 def empty_columns() -> dict[str, list[Any]]:
@@ -28,15 +38,38 @@ def reading_count(batch: Record) -> int:
 
 
 def ragged(batch: Record) -> str | None:
-    """None when every per-reading array has the same length, else what is wrong."""
+    """None when every per-reading array has the same length and every flag entry names a
+    reading (ascending, in range), else what is wrong."""
     lengths = {name: len(batch[name]) for name in READING_FIELDS}
-    if len(set(lengths.values())) <= 1:
-        return None
-    shown = ", ".join(f"{name}={n}" for name, n in lengths.items())
-    return f"per-reading arrays of unequal length ({shown})"
+    if len(set(lengths.values())) > 1:
+        shown = ", ".join(f"{name}={n}" for name, n in lengths.items())
+        return f"per-reading arrays of unequal length ({shown})"
+    count, last = lengths["reading_id"], -1
+    for flag in batch.get("flags", ()):
+        index = flag["index"]
+        if not last < index < count:
+            return (f"flags entry for reading index {index} is out of order or out of range "
+                    f"(previous index {last}, {count} readings)")
+        last = index
+    return None
 
 
 def rows(batch: Record) -> list[Record]:
-    """The accepted readings of ``batch`` as one dict per reading."""
+    """The accepted readings of ``batch`` as one dict per reading (flags filled in)."""
     cols = [batch[name] for name in READING_FIELDS]
-    return [dict(zip(READING_FIELDS, values, strict=True)) for values in zip(*cols, strict=True)]
+    out = [{**dict(zip(READING_FIELDS, values, strict=True)), "late": False, "alarm_level": 0,
+            "anomalies": []} for values in zip(*cols, strict=True)]
+    for flag in batch.get("flags", ()):
+        out[flag["index"]].update({name: flag[name] for name in FLAG_FIELDS})
+    return out
+
+
+def columnar(readings: list[Record]) -> Record:
+    """Per-reading dicts (with or without flag fields) as the batch's arrays and flags."""
+    batch: Record = {name: [r[name] for r in readings] for name in READING_FIELDS}
+    batch["flags"] = [{"index": i, **{name: r.get(name, FLAG_DEFAULTS[name])
+                                      for name in FLAG_FIELDS}}
+                      for i, r in enumerate(readings)
+                      if any(r.get(name, FLAG_DEFAULTS[name]) != FLAG_DEFAULTS[name]
+                             for name in FLAG_FIELDS)]
+    return batch

@@ -6,7 +6,8 @@ rejects), one dead letter per bad reading, and the alerts. Per-reading work is p
 over dicts; metrics are counted once per envelope.
 
 The clean output is columnar (:mod:`.columns`): the accepted readings are appended field by
-field to parallel lists, never built as one dict per reading.
+field to parallel lists, never built as one dict per reading; a reading gets a ``flags`` entry
+only when it is late, at an alarm level or anomalous.
 
 State, one dict per gateway (the faust table value keyed by gateway_id; liveness fields are
 described in :mod:`.gateways`): ``s`` maps sensor_id to its scoring state
@@ -143,8 +144,8 @@ class TelemetryProcessor:
         fresh: dict[str, list[int]] = {}
         id_hash, source_of = dedup.id_hash, dedup.source_of
         columns = empty_columns()
-        c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag, c_late, c_level, \
-            c_anomalies = columns.values()
+        c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag = columns.values()
+        flags: list[Record] = []
         anomalies: dict[str, int] = {}
         duplicates = late = 0
         late_alert: list[int] = []
@@ -188,24 +189,22 @@ class TelemetryProcessor:
             c_quality.append(quality)
             c_time.append(et)
             c_lag.append(lag)
-            if lag > lim[3]:
-                c_late.append(True)
+            is_late = lag > lim[3]
+            if is_late:
                 late += 1
                 late_alert.append(lag)
-            else:
-                c_late.append(False)
             if quality == "BAD":
-                c_level.append(0)
-                c_anomalies.append([])
+                level, codes = 0, None
             else:
                 level, codes, alerts = score(st, v, sensor.alarm_level1, sensor.alarm_level2)
-                c_level.append(level)
-                c_anomalies.append(codes)
                 for code in codes:
                     anomalies[code] = anomalies.get(code, 0) + 1
                 for alert_type in alerts:
                     out.alerts.append(self._reading_alert(alert_type, r, sensor, env, st, now_ms))
                 st["t"] = et
+            if is_late or codes:
+                flags.append({"index": len(c_id) - 1, "late": is_late, "alarm_level": level,
+                              "anomalies": codes or []})
         cutoff = arrival - self.horizon_ms
         for sid, new in fresh.items():
             if new:
@@ -218,7 +217,7 @@ class TelemetryProcessor:
                 "taken", enterprise_id=env["enterprise_id"],
                 region_code=self.reference.region_of(env["enterprise_id"]),
                 value=max(late_alert) / 1000, id_extra=str(env["sequence"]), tag=tag))
-        return columns, duplicates, late, anomalies
+        return {**columns, "flags": flags}, duplicates, late, anomalies
 
     def _reading_alert(self, alert_type: str, r: Record, sensor: Any, env: Record,
                        st: dict[str, Any], now_ms: int) -> Record:

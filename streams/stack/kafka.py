@@ -82,6 +82,10 @@ class Kafka:
             "auto.create.topics.enable=true",
             "message.max.bytes=8388608",
             "log.retention.hours=168",
+            # a single-node stack on a small machine: few threads, little context switching
+            "num.network.threads=2",
+            "num.io.threads=2",
+            "background.threads=2",
             "",
         ])
 

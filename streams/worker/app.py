@@ -47,8 +47,8 @@ from streams.worker.state import StateCache
 
 log = logging.getLogger(__name__)
 
-BATCH_MAX = 500          # events per batch
-BATCH_WITHIN = 0.02      # seconds to wait for a batch to fill
+BATCH_MAX = 2000         # events per batch
+BATCH_WITHIN = 0.1      # seconds to wait for a batch to fill
 WATCH_EVERY = 5.0        # seconds between input lag / stall checks
 
 

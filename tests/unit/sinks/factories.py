@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.processors.columns import READING_FIELDS
+from streams.processors.columns import columnar
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch millis
 METRICS = (("METHANE", "PERCENT_VOL", 0.4), ("FLAMMABLE_GAS", "PERCENT_LEL", 8.0),
@@ -38,7 +38,7 @@ def telemetry(offset: int, *, topic: str = "telemetry", partition: int = 0,
         "sent_at": t0 + offset * 1000 + readings, "received_at": t0 + offset * 1000 + 500,
         "sequence": offset, "readings_in": readings + duplicates + rejected,
         "duplicates": duplicates, "rejected": rejected,
-        **{name: [item[name] for item in items] for name in READING_FIELDS}, "tag": None,
+        **columnar(items), "tag": None,
     }
 
 

@@ -28,6 +28,18 @@ def test_reading_columns_extend_with_envelope_values_repeated() -> None:
     assert set(cols) == set(TableEncoder(READINGS, MODERN).types)
 
 
+def test_sparse_flags_become_per_row_columns_with_defaults_elsewhere() -> None:
+    first = f.telemetry(7, readings=8)               # reading 6 is at alarm level 1
+    second = f.telemetry(8, readings=3, late_every=2)  # readings 0 and 2 are late
+    assert [x["index"] for x in first["flags"]] == [6]
+    envs = [Envelope(first, "p.telemetry.clean", 0, 1), Envelope(second, "p.telemetry.clean", 0, 2)]
+    cols = TableEncoder(READINGS, MODERN).encode(envs, version=1, now_s=1)
+    assert cols["alarm_level"] == [0] * 6 + [1, 0] + [0, 0, 0]
+    assert cols["anomalies"] == [[]] * 6 + [["ALARM_L1"], []] + [[], [], []]
+    assert cols["late"] == [False] * 8 + [True, False, True]
+    assert "flags" not in cols and "index" not in cols
+
+
 def test_old_servers_get_seconds_and_millis() -> None:
     env = Envelope(f.incident(3), "p.incidents.clean", 0, 9)
     cols = TableEncoder(INCIDENT_REPORTS, OLD).encode([env], version=1, now_s=1)
@@ -66,7 +78,7 @@ def test_decoder_keeps_timestamps_as_millis() -> None:
     assert schema_id == 1
     assert record["sent_at"] == f.T0 + 4003
     assert record["event_time"][1] == f.T0 + 4001
-    assert record["anomalies"] == [[], [], []]
+    assert record["flags"] == []
     assert record["source"]["offset"] == 4
 
 

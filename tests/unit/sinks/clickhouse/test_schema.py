@@ -13,6 +13,25 @@ def test_readings_columns_are_envelope_fields_and_reading_arrays() -> None:
     assert names[-3:] == ["clean_topic", "clean_partition", "clean_offset"]
 
 
+def test_sparse_flags_are_per_row_columns_not_a_flags_column() -> None:
+    fields = {f.name: f for f in READINGS.fields()}
+    assert "flags" not in fields and "index" not in fields
+    assert [fields[n].sparse for n in ("late", "alarm_level", "anomalies")] == ["flags"] * 3
+    assert fields["anomalies"].default == [] and fields["late"].default is False
+
+
+def test_an_overlay_field_without_a_default_is_refused() -> None:
+    import pytest
+
+    from sinks.clickhouse.schema import _overlay_fields
+
+    field = {"name": "flags", "type": {"type": "array", "items": {
+        "type": "record", "name": "F", "fields": [{"name": "index", "type": "int"},
+                                                 {"name": "late", "type": "boolean"}]}}}
+    with pytest.raises(ValueError, match=r"flags\.late needs a default"):
+        _overlay_fields(field)
+
+
 def test_types_follow_the_server() -> None:
     modern = dict(READINGS.columns(MODERN))
     old = dict(READINGS.columns(OLD))
