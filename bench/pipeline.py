@@ -88,6 +88,9 @@ def watch(run: Run, counter: RowCounter, children: list[Child], *, poll: float =
     last_change, last = started, 0
     while True:
         for child in children:
+            if child.restart_if_asked():
+                print(f"bench {run.name}: {child.name} asked to start over (exit 75); "
+                      "restarted it, as `ebi run` would", flush=True)
             child.check()
         now = time.monotonic()
         count = counter.count()
@@ -108,6 +111,9 @@ def watch(run: Run, counter: RowCounter, children: list[Child], *, poll: float =
         run.first_s = first[0] - started
         run.sustained_s = last_change - first[0]
         run.sustained_rows = last - first[1]
+    restarts = {c.name: c.restarts for c in children if c.restarts}
+    if restarts:
+        run.note = f"restarted after exit 75: {restarts}"
     for child in children:
         u = child.usage()
         if u is None:
@@ -145,8 +151,10 @@ def full(settings: Settings, name: str, expected: int, log_dir: Path, *, workers
     try:
         children.append(spawn(f"{name}-sink", ["sink", "--no-migrate"], env, log_dir))
         for i in range(workers):
-            children.append(spawn(f"{name}-worker{i}", ["worker", "--instance", str(i)],
-                                  {**env, "EBI_WORKER_INSTANCE": str(i)}, log_dir))
+            worker = spawn(f"{name}-worker{i}", ["worker", "--instance", str(i)],
+                           {**env, "EBI_WORKER_INSTANCE": str(i)}, log_dir)
+            worker.restartable = True
+            children.append(worker)
         hook = (lambda: on_first(children)) if on_first is not None else None
         watch(run, counter, children, poll=poll, on_first=hook)
         run.side_rows = side_rows(counter)

@@ -30,6 +30,9 @@ def child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+EXIT_RESTART = 75   # `ebi worker` asks its supervisor to start it again (streams/cli/run.py)
+
+
 @dataclass
 class Child:
     name: str
@@ -37,6 +40,11 @@ class Child:
     log: Path
     may_exit: bool = False     # exiting with 0 is its normal end (the baseline)
     rusage: Usage | None = None  # CPU and peak RSS once reaped (wait4)
+    argv: list[str] | None = None         # how it was started (for a restart)
+    env: dict[str, str] | None = None
+    restartable: bool = False  # exit 75 means "run me again", as under `ebi run`
+    restarts: int = 0
+    cpu_before: float = 0.0    # CPU of the processes it replaced
 
     @property
     def pid(self) -> int:
@@ -44,9 +52,22 @@ class Child:
 
     def usage(self) -> Usage | None:
         try:
-            return proc_usage(self.proc.pid)
+            now = proc_usage(self.proc.pid)
         except (OSError, IndexError, ValueError):
             return None
+        return Usage(now.cpu_s + self.cpu_before, now.peak_rss_mb)
+
+    def restart_if_asked(self, module: str = "streams") -> bool:
+        """Start the process again when it exited with 75 and may be restarted."""
+        if not self.restartable or self.poll() != EXIT_RESTART or self.argv is None:
+            return False
+        self.cpu_before += self.rusage.cpu_s if self.rusage else 0.0
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", module, *self.argv],
+                                         env=self.env, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.restarts += 1
+        return True
 
     def poll(self) -> int | None:
         """The exit code once it ended (reaped with wait4, keeping its rusage)."""
@@ -82,7 +103,7 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path,
         proc = subprocess.Popen([sys.executable, "-m", module, *argv], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    return Child(name, proc, log)
+    return Child(name, proc, log, argv=argv, env=env)
 
 
 def stop(child: Child, timeout: float = 20.0) -> int | None:
