@@ -139,9 +139,12 @@ class TelemetryProcessor:
         sensor_states = state["s"]
         packed = source.packed
         score = self.scorer.score
+        readings = env["readings"]
+        ids = [r["reading_id"] for r in readings]
+        repeats = len(set(ids)) != len(ids)   # an id twice in this envelope (rare)
         seen: set[str] = set()
-        rings: dict[str, set[int]] = {}
-        fresh: dict[str, list[int]] = {}
+        # sensor id -> (its state, the hashed ids of its ring, ids of this envelope to add)
+        open_rings: dict[str, tuple[dict[str, Any], set[int], list[int]]] = {}
         id_hash, source_of = dedup.id_hash, dedup.source_of
         columns = empty_columns()
         c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag = columns.values()
@@ -149,12 +152,13 @@ class TelemetryProcessor:
         anomalies: dict[str, int] = {}
         duplicates = late = 0
         late_alert: list[int] = []
-        for index, r in enumerate(env["readings"]):
-            rid = r["reading_id"]
-            if rid in seen:
-                duplicates += 1
-                continue
-            seen.add(rid)
+        for index, r in enumerate(readings):
+            rid = ids[index]
+            if repeats:
+                if rid in seen:
+                    duplicates += 1
+                    continue
+                seen.add(rid)
             sid = r["sensor_id"]
             sensor = sensors.get(sid)
             metric = r["metric"]
@@ -165,20 +169,20 @@ class TelemetryProcessor:
                     or not lim[1] <= v <= lim[2] or et > future_limit):
                 self._reject(env, r, index, sensor, source, key, value, arrival, now_ms, tag, out)
                 continue
-            ring = rings.get(sid)
-            st = sensor_states.get(sid)
-            if st is None:
-                st = sensor_states[sid] = new_sensor_state()
-            if ring is None:
-                if "g" not in st:
+            opened = open_rings.get(sid)
+            if opened is None:
+                st = sensor_states.get(sid)
+                if st is None:
+                    st = sensor_states[sid] = new_sensor_state()
+                elif "g" not in st:
                     dedup.upgrade(st)
-                ring = rings[sid] = set(st["ids"])
-                fresh[sid] = []
+                opened = open_rings[sid] = (st, set(st["ids"]), [])
+            st, ring, fresh = opened
             hashed = id_hash(rid)
             if hashed in ring and source_of(st, hashed) != packed:
                 duplicates += 1
                 continue
-            fresh[sid].append(hashed)
+            fresh.append(hashed)
             lag = arrival - et
             quality = r["quality"]
             c_id.append(rid)
@@ -206,9 +210,9 @@ class TelemetryProcessor:
                 flags.append({"index": len(c_id) - 1, "late": is_late, "alarm_level": level,
                               "anomalies": codes or []})
         cutoff = arrival - self.horizon_ms
-        for sid, new in fresh.items():
+        for st, _, new in open_rings.values():
             if new:
-                dedup.remember(sensor_states[sid], new, packed, arrival, self.ring_size, cutoff)
+                dedup.remember(st, new, packed, arrival, self.ring_size, cutoff)
         if late_alert:
             out.alerts.append(make_alert(
                 "LATE_TELEMETRY", "gateway", gateway_id, env["sent_at"], now_ms,
