@@ -138,21 +138,29 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
 
     guard = OffsetGuard()
 
-    async def start(tp: Any) -> int | None:
-        # Where reading the partition starts after an assignment: its committed offset,
+    async def start(tps: list[Any]) -> list[int | None]:
+        # Where reading each partition starts after an assignment: its committed offset,
         # asked of the broker (faust's own record is set only when its seek has run, which
         # can be after the first events), or the log start when nothing was committed.
+        # One request of each kind for all partitions: every call into the consumer thread
+        # waits for its next turn (~1.5 s).
         from faust.transport.drivers.aiokafka import ensure_aiokafka_TP
 
-        earliest = (await app.consumer.earliest_offsets(tp)).get(tp)
+        earliest = await app.consumer.earliest_offsets(*tps)
         thread = getattr(app.consumer, "_thread", None)
         if thread is None:
-            return None
+            return [None] * len(tps)
         consumer = thread._ensure_consumer()
-        committed = await thread.call_thread(consumer.committed, ensure_aiokafka_TP(tp))
-        if committed is None or committed < 0:
-            return earliest
-        return max(int(committed), earliest or 0)
+
+        async def committed_all() -> list[int | None]:
+            return [await consumer.committed(ensure_aiokafka_TP(tp)) for tp in tps]
+
+        out: list[int | None] = []
+        for tp, committed in zip(tps, await thread.call_thread(committed_all), strict=True):
+            first = earliest.get(tp)
+            out.append(first if committed is None or committed < 0
+                       else max(int(committed), first or 0))
+        return out
 
     stalls = StallWatch()
     runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
@@ -197,7 +205,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         for tp in tps:
             position = guard.next.get(tp)
             if position is None:
-                position = await start(tp)
+                position = (await start([tp]))[0]
             high = highwaters.get(tp)
             if position is None or high is None:
                 continue
