@@ -61,3 +61,30 @@ def test_stall_watch_reports_a_backlog_without_progress() -> None:
     assert watch.observe(T0, 50, 50, now=200.0) == 0.0        # caught up
     watch.reset()
     assert watch.observe(T0, 10, 50, now=300.0) == 0.0
+
+
+def test_new_partitions_of_a_batch_are_looked_up_in_one_call() -> None:
+    import asyncio
+    from types import SimpleNamespace
+    from typing import Any
+
+    from streams.worker.batches import BatchRunner
+
+    calls: list[list[Any]] = []
+
+    async def start(tps: list[Any]) -> list[int | None]:
+        calls.append(list(tps))
+        return [7 if tp.partition == 0 else None for tp in tps]
+
+    guard = OffsetGuard()
+    runner = BatchRunner(None, None, None, {}, {}, None, guard,  # type: ignore[arg-type]
+                         lambda: 3, start)
+    t1 = TP("in", 1)
+    old = TP("in", 2)   # fetched before the last rebalance: not judged, not looked up
+    events = [SimpleNamespace(message=SimpleNamespace(tp=tp, generation_id=gen))
+              for tp, gen in ((T0, 3), (t1, 3), (T0, 3), (old, 2))]
+    asyncio.run(runner._begin_partitions(events, 3))
+    asyncio.run(runner._begin_partitions(events, 3))   # known now: no second lookup
+    assert calls == [[T0, t1]]
+    assert guard.check(T0, 8) is not None       # starts at 7: offset 8 leaves a hole
+    assert guard.check(t1, 500) is None         # start unknown: not judged
