@@ -84,7 +84,8 @@ def test_new_partitions_of_a_batch_are_looked_up_in_one_call() -> None:
     events = [SimpleNamespace(message=SimpleNamespace(tp=tp, generation_id=gen))
               for tp, gen in ((T0, 3), (t1, 3), (T0, 3), (old, 2))]
     asyncio.run(runner._begin_partitions(events, 3))
-    asyncio.run(runner._begin_partitions(events, 3))   # known now: no second lookup
     assert calls == [[T0, t1]]
     assert guard.check(T0, 8) is not None       # starts at 7: offset 8 leaves a hole
-    assert guard.check(t1, 500) is None         # start unknown: not judged
+    assert guard.check(t1, 500) is None         # start unknown: not judged, known from here
+    asyncio.run(runner._begin_partitions(events, 3))
+    assert calls == [[T0, t1]]                  # nothing new: no second lookup
