@@ -22,9 +22,9 @@ Record = dict[str, Any]
 
 READING_FIELDS = ("reading_id", "sensor_id", "metric", "value", "unit", "quality", "event_time",
                   "arrival_lag_ms")
-FLAG_FIELDS = ("late", "alarm_level", "anomalies")
+# the ReadingFlags fields but ``index``, with their Avro defaults (schemas/avro)
 FLAG_DEFAULTS: dict[str, Any] = {"late": False, "alarm_level": 0, "anomalies": []}
-ROW_FIELDS = READING_FIELDS + FLAG_FIELDS
+FLAG_FIELDS = tuple(FLAG_DEFAULTS)
 
 
 def empty_columns() -> dict[str, list[Any]]:
@@ -40,11 +40,11 @@ def reading_count(batch: Record) -> int:
 def ragged(batch: Record) -> str | None:
     """None when every per-reading array has the same length and every flag entry names a
     reading (ascending, in range), else what is wrong."""
-    lengths = {name: len(batch[name]) for name in READING_FIELDS}
-    if len(set(lengths.values())) > 1:
-        shown = ", ".join(f"{name}={n}" for name, n in lengths.items())
+    count = len(batch["reading_id"])
+    if any(len(batch[name]) != count for name in READING_FIELDS):   # once per message: cheap
+        shown = ", ".join(f"{name}={len(batch[name])}" for name in READING_FIELDS)
         return f"per-reading arrays of unequal length ({shown})"
-    count, last = lengths["reading_id"], -1
+    last = -1
     for flag in batch.get("flags", ()):
         index = flag["index"]
         if not last < index < count:
@@ -57,8 +57,8 @@ def ragged(batch: Record) -> str | None:
 def rows(batch: Record) -> list[Record]:
     """The accepted readings of ``batch`` as one dict per reading (flags filled in)."""
     cols = [batch[name] for name in READING_FIELDS]
-    out = [{**dict(zip(READING_FIELDS, values, strict=True)), "late": False, "alarm_level": 0,
-            "anomalies": []} for values in zip(*cols, strict=True)]
+    out = [{**dict(zip(READING_FIELDS, values, strict=True)), **FLAG_DEFAULTS, "anomalies": []}
+           for values in zip(*cols, strict=True)]   # a list of its own per row
     for flag in batch.get("flags", ()):
         out[flag["index"]].update({name: flag[name] for name in FLAG_FIELDS})
     return out

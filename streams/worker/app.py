@@ -48,7 +48,7 @@ from streams.worker.state import StateCache
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 2000         # events per batch
-BATCH_WITHIN = 0.1      # seconds to wait for a batch to fill
+BATCH_WITHIN = 0.1       # seconds to wait for a batch to fill
 WATCH_EVERY = 5.0        # seconds between input lag / stall checks
 
 
