@@ -42,6 +42,7 @@ class Child:
     rusage: Usage | None = None  # CPU and peak RSS once reaped (wait4)
     argv: list[str] | None = None         # how it was started (for a restart)
     env: dict[str, str] | None = None
+    module: str = "streams"
     restartable: bool = False  # exit 75 means "run me again", as under `ebi run`
     restarts: int = 0
     cpu_before: float = 0.0    # CPU of the processes it replaced
@@ -57,15 +58,12 @@ class Child:
             return None
         return Usage(now.cpu_s + self.cpu_before, now.peak_rss_mb)
 
-    def restart_if_asked(self, module: str = "streams") -> bool:
+    def restart_if_asked(self) -> bool:
         """Start the process again when it exited with 75 and may be restarted."""
         if not self.restartable or self.poll() != EXIT_RESTART or self.argv is None:
             return False
         self.cpu_before += self.rusage.cpu_s if self.rusage else 0.0
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen([sys.executable, "-m", module, *self.argv],
-                                         env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        self.proc = _popen(self.module, self.argv, self.env, self.log)
         self.restarts += 1
         return True
 
@@ -99,11 +97,16 @@ def spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path,
           module: str = "streams") -> Child:
     log_dir.mkdir(parents=True, exist_ok=True)
     log = log_dir / f"{name}.log"
+    return Child(name, _popen(module, argv, env, log), log, argv=argv, env=env, module=module)
+
+
+def _popen(module: str, argv: list[str], env: dict[str, str] | None, log: Path
+           ) -> subprocess.Popen[bytes]:
+    """``python -m module argv...`` in its own session, output appended to ``log``."""
     with open(log, "ab") as out:
-        proc = subprocess.Popen([sys.executable, "-m", module, *argv], env=env, stdout=out,
+        return subprocess.Popen([sys.executable, "-m", module, *argv], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True)
-    return Child(name, proc, log, argv=argv, env=env)
 
 
 def stop(child: Child, timeout: float = 20.0) -> int | None:
