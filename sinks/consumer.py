@@ -27,14 +27,12 @@ SINK_TOPICS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.s
                "alerts", "deadletter")
 
 
-def consumer_config(bootstrap: str, group: str) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": bootstrap, "group.id": group,
-        "enable.auto.commit": False, "auto.offset.reset": "earliest",
-        "enable.partition.eof": False, "queued.max.messages.kbytes": 32768,
-        "max.poll.interval.ms": 300000, "session.timeout.ms": 10000,
-        "log.connection.close": False,
-    }
+# librdkafka settings of the sink's consumer (besides address, group, security, logging)
+CONSUMER_CONFIG: dict[str, Any] = {
+    "enable.auto.commit": False, "auto.offset.reset": "earliest",
+    "enable.partition.eof": False, "queued.max.messages.kbytes": 32768,
+    "max.poll.interval.ms": 300000, "session.timeout.ms": 10000,
+}
 
 
 class SinkLoop:

@@ -51,7 +51,7 @@ class _Admin(Protocol):
     def list_topics(self, *args: Any, **kwargs: Any) -> Any: ...
 
 
-AdminConfig = dict[str, str | int | float | bool]
+AdminConfig = dict[str, Any]
 
 
 def _confluent_admin(config: AdminConfig) -> _Admin:
@@ -66,8 +66,10 @@ class KafkaCheck:
     The admin client is created on the first call and reused afterwards."""
 
     def __init__(self, bootstrap: str, *, timeout: float = 2.0, topics: Sequence[str] = (),
+                 config: Mapping[str, Any] | None = None,
                  admin_factory: Callable[[AdminConfig], _Admin] = _confluent_admin) -> None:
         self.bootstrap = bootstrap
+        self.config = dict(config or {})   # client settings (security, logging) to add
         self.timeout = timeout
         self.topics = tuple(topics)
         self._factory = admin_factory
@@ -78,6 +80,7 @@ class KafkaCheck:
         with self._lock:
             if self._admin is None:
                 self._admin = self._factory({
+                    **self.config,
                     "bootstrap.servers": self.bootstrap,
                     "socket.timeout.ms": max(1000, int(self.timeout * 1000)),
                     "log.connection.close": False,

@@ -22,12 +22,12 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import SchemaRegistry
+    from streams import clients
     from streams.policy import load_policy
     from streams.worker.canary import Canary
 
     run_id = args.run_id or uuid.uuid4().hex[:10]
-    canary = Canary(settings, SchemaRegistry(settings.registry_url),
+    canary = Canary(settings, clients.registry(settings),
                     load_policy(settings.policy_file or None), run=run_id,
                     timeout=args.timeout, silence_wait=args.silence_wait,
                     clickhouse=not args.no_clickhouse)

@@ -159,10 +159,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     delivered = failed = 0
     if prepared.messages:
-        from schemas.registry import SchemaRegistry
+        from streams import clients
 
         producer = make_producer(settings)
-        delivered, failed = send(prepared, settings, SchemaRegistry(settings.registry_url),
+        delivered, failed = send(prepared, settings, clients.registry(settings),
                                  producer, args.timeout)
     print(f"{line}; {len(prepared.messages)} messages to {settings.topic(prepared.topic)}: "
           f"{delivered} delivered, {failed} failed"

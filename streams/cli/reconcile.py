@@ -11,6 +11,7 @@ import uuid
 from sinks.clickhouse.client import ClickHouseError
 from sinks.reconcile import INPUT_TOPICS, reconcile, report_lines
 from sinks.store import open_store
+from streams import clients
 from streams.settings import Settings
 
 
@@ -21,11 +22,9 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 def watermarks(settings: Settings, topics: list[str], timeout: float = 10.0
                ) -> dict[tuple[str, int], tuple[int, int]]:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                         "group.id": f"ebi-reconcile-{uuid.uuid4().hex[:8]}",
-                         "enable.auto.commit": False})
+    consumer = clients.consumer(settings, f"ebi-reconcile-{uuid.uuid4().hex[:8]}")
     try:
         meta = consumer.list_topics(timeout=timeout)
         out = {}

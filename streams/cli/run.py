@@ -13,6 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from streams import clients
 from streams.settings import Settings
 from streams.stack import Stack, StackError
 from streams.stack.process import free_port, port_free
@@ -65,10 +66,9 @@ def _port_pair() -> int:
 
 
 def _watermarks(settings: Settings, topics: tuple[str, ...]) -> dict[str, int]:
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": "ebi-run-progress",
-                         "enable.auto.commit": False})
+    consumer = clients.consumer(settings, "ebi-run-progress")
     totals: dict[str, int] = {}
     try:
         metadata = consumer.list_topics(timeout=5)

@@ -30,9 +30,9 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import SchemaRegistry
+    from streams import clients
 
-    registry = SchemaRegistry(settings.registry_url)
+    registry = clients.registry(settings)
     topics = args.topics or list(TOPICS)
     unknown = [t for t in topics if t not in TOPICS]
     if unknown:

@@ -73,10 +73,10 @@ def config(args: argparse.Namespace, start_ms: int) -> SimConfig:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.registry import SchemaRegistry
+    from streams import clients
 
     start_ms = int(time.time() * 1000)
-    serializer = AvroSerializer(SchemaRegistry(settings.registry_url))
+    serializer = AvroSerializer(clients.registry(settings))
     sim = Simulator(config(args, start_ms), load_policy(settings.policy_file or None),
                     header=lambda t: serializer.header(settings.topic(t), TOPICS[t].record))
     truth_path = Path(args.truth or settings.data_dir / "simulate" /

@@ -28,14 +28,12 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from confluent_kafka import Consumer
-
     from schemas.catalog import TOPICS
-    from schemas.registry import SchemaRegistry
     from sinks.clickhouse.encoding import RecordDecoder
     from sinks.clickhouse.schema import TOPIC_TABLES
     from sinks.clickhouse.sink import ClickHouseSink
-    from sinks.consumer import SINK_TOPICS, SinkLoop, consumer_config
+    from sinks.consumer import CONSUMER_CONFIG, SINK_TOPICS, SinkLoop
+    from streams import clients
     from streams.httpserver import Heartbeat, StatusServer
     from streams.metrics import Metrics
     from streams.readiness import ClickHouseCheck
@@ -59,7 +57,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         backend.close()
         print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
-    registry = SchemaRegistry(settings.registry_url)
+    registry = clients.registry(settings)
     routes = {settings.topic(t): (TOPIC_TABLES[t], RecordDecoder(registry, TOPICS[t].record))
               for t in SINK_TOPICS}
     metrics = Metrics.create()
@@ -69,7 +67,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     server = StatusServer.from_settings(
         settings, "sink", metrics.registry, heartbeat=heartbeat,
         checks={"clickhouse": ClickHouseCheck(lambda: not sink.failures)})
-    consumer = Consumer(consumer_config(settings.bootstrap, settings.sink_group))
+    consumer = clients.consumer(settings, settings.sink_group, **CONSUMER_CONFIG)
     loop = SinkLoop(consumer, sink, metrics, settings.sink_group, list(routes),
                     max_buffered_rows=4 * settings.sink_batch_rows, on_cycle=heartbeat.beat)
     stop = {"now": False}

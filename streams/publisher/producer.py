@@ -22,6 +22,7 @@ import fastavro
 
 from schemas.catalog import TOPICS, parsed
 from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SchemaSource
+from streams import clients
 from streams.metrics import Metrics
 from streams.publisher.spool import Entry, Spool
 from streams.settings import Settings
@@ -31,8 +32,7 @@ log = logging.getLogger(__name__)
 
 def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
     """The ebi producer settings: idempotent, acks=all, zstd, batched, bounded retries."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.bootstrap,
+    return clients.kafka_config(settings, **{
         "enable.idempotence": True,
         "acks": "all",
         "compression.type": "zstd",
@@ -42,15 +42,12 @@ def producer_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
         "retry.backoff.ms": 200,
         "message.max.bytes": MAX_MESSAGE_BYTES + 64 * 1024,
         "queue.buffering.max.messages": 500_000,
-    }
-    config.update(overrides)
-    return config
+        **overrides,
+    })
 
 
 def make_producer(settings: Settings, **overrides: Any) -> Any:
-    from confluent_kafka import Producer
-
-    return Producer(producer_config(settings, **overrides))
+    return clients.producer(settings, **producer_config(settings, **overrides))
 
 
 def avro_body(record: str, obj: dict[str, Any]) -> bytes:

@@ -32,6 +32,7 @@ import faust
 
 from schemas.catalog import TOPICS
 from schemas.codec import SchemaSource
+from streams import clients
 from streams.httpserver import Heartbeat
 from streams.metrics import Metrics
 from streams.policy import Policy, load_policy
@@ -78,7 +79,7 @@ def state_dir(settings: Settings) -> str:
 def _faust_app(settings: Settings, partitions: int) -> faust.App:
     return faust.App(
         settings.worker_id,
-        broker=[f"kafka://{host}" for host in settings.bootstrap.split(",")],
+        **clients.faust_broker(settings),
         store="rocksdb://",
         datadir=state_dir(settings),
         web_enabled=False,
@@ -107,9 +108,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
           table_partitions: dict[str, int] | None = None) -> WorkerApp:
     """Construct everything (no I/O: connections start with the app)."""
     if registry is None:
-        from schemas.registry import SchemaRegistry
-
-        registry = SchemaRegistry(settings.registry_url)
+        registry = clients.registry(settings)
     policy = policy or load_policy(settings.policy_file or None)
     partitions = partitions or settings.topic_partitions
     metrics.prime(name for name, spec in TOPICS.items() if not spec.output)

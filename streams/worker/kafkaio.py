@@ -12,6 +12,7 @@ from typing import Any
 
 from schemas.catalog import TOPICS
 from schemas.codec import AvroSerializer, DecodeError, SchemaSource, SerializationContext
+from streams import clients
 from streams.processors.decode import MillisDeserializer
 from streams.settings import Settings
 
@@ -23,13 +24,9 @@ def publish(settings: Settings, registry: SchemaSource,
             producer: Any = None, timeout: float = 60.0) -> list[Coordinates]:
     """Send ``(logical topic, key, record, raw bytes or None for a tombstone)`` in order;
     returns the coordinates of each message (in the same order) once all are acknowledged."""
-    from confluent_kafka import Producer
-
-    own = producer is None
-    if own:
-        producer = Producer({"bootstrap.servers": settings.bootstrap, "acks": "all",
-                             "enable.idempotence": True, "linger.ms": 20,
-                             "compression.type": "zstd"})
+    if producer is None:
+        producer = clients.producer(settings, **{"acks": "all", "enable.idempotence": True,
+                                                 "linger.ms": 20, "compression.type": "zstd"})
     serializer = AvroSerializer(registry)
     coords: list[Coordinates | None] = []
     errors: list[str] = []
@@ -89,14 +86,12 @@ class OutputReader:
 
     def __init__(self, settings: Settings, registry: SchemaSource, logical: Iterable[str],
                  start: dict[tuple[str, int], int] | None = None) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         self.settings = settings
         self.names = {settings.topic(name): name for name in logical}
         self.deserializer = MillisDeserializer(registry)
-        self.consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                                  "group.id": f"{settings.worker_id}-reader",
-                                  "enable.auto.commit": False})
+        self.consumer = clients.consumer(settings, f"{settings.worker_id}-reader")
         meta = self.consumer.list_topics(timeout=30)
         assignment = []
         for topic in self.names:
@@ -110,10 +105,9 @@ class OutputReader:
     @staticmethod
     def end_offsets(settings: Settings, logical: Iterable[str]) -> dict[tuple[str, int], int]:
         """Current end of each partition (to read only what comes after)."""
-        from confluent_kafka import Consumer, TopicPartition
+        from confluent_kafka import TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                             "group.id": f"{settings.worker_id}-offsets"})
+        consumer = clients.consumer(settings, f"{settings.worker_id}-offsets")
         try:
             meta = consumer.list_topics(timeout=30)
             ends = {}

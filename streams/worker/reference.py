@@ -19,6 +19,7 @@ from typing import Any
 
 from schemas.catalog import TOPICS
 from schemas.codec import DecodeError, SchemaSource, SerializationContext
+from streams import clients
 from streams.metrics import Metrics
 from streams.processors.decode import MillisDeserializer
 from streams.processors.reference import ReferenceData
@@ -46,11 +47,10 @@ class ReferenceFeed:
         self.loaded = threading.Event()
 
     def start(self) -> None:
-        from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
+        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
-        consumer = Consumer({"bootstrap.servers": self.settings.bootstrap,
-                             "group.id": f"{self.settings.worker_id}-reference-unused",
-                             "enable.auto.commit": False, "enable.partition.eof": False})
+        consumer = clients.consumer(self.settings, f"{self.settings.worker_id}-reference-unused",
+                                    **{"enable.partition.eof": False})
         meta = consumer.list_topics(timeout=30)
         assignment = []
         for topic in self.topics:

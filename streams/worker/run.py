@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 
+from streams import clients
 from streams.httpserver import StatusServer
 from streams.metrics import Metrics
 from streams.policy import Policy
@@ -57,7 +58,7 @@ def _readiness(worker: WorkerApp) -> dict[str, Any]:
         return CheckResult(worker.ready.is_set(), f"{len(ref.enterprises)} enterprises, "
                            f"{len(ref.sensors)} sensors")
 
-    return {"kafka": KafkaCheck(settings.bootstrap,
+    return {"kafka": KafkaCheck(settings.bootstrap, config=clients.kafka_config(settings),
                                 topics=[settings.topic(name) for name in INPUTS]),
             "registry": RegistryCheck(settings.registry_url), "reference_data": reference}
 

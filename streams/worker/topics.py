@@ -8,6 +8,7 @@ import time
 from collections.abc import Iterable
 
 from schemas.catalog import TOPICS
+from streams import clients
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -20,9 +21,9 @@ def ensure_topics(settings: Settings, timeout: float = 30.0,
     joining the group, and a topic the broker has not yet published in its metadata at that
     moment is left out of the assignment (PartitionsMismatch on the first table write)."""
     from confluent_kafka import KafkaException
-    from confluent_kafka.admin import AdminClient, NewTopic
+    from confluent_kafka.admin import NewTopic
 
-    admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+    admin = clients.admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     count = partitions or settings.topic_partitions
     wanted = []
@@ -63,8 +64,6 @@ def _await_metadata(admin: object, names: set[str], timeout: float) -> None:
 
 def partition_counts(settings: Settings, logical: list[str], timeout: float = 30.0) -> dict[
         str, int]:
-    from confluent_kafka.admin import AdminClient
-
-    meta = AdminClient({"bootstrap.servers": settings.bootstrap}).list_topics(timeout=timeout)
+    meta = clients.admin(settings).list_topics(timeout=timeout)
     return {name: len(meta.topics[settings.topic(name)].partitions) for name in logical
             if settings.topic(name) in meta.topics}

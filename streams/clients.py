@@ -1,0 +1,106 @@
+"""Every client of Kafka and the schema registry is configured here, from the settings.
+
+One place decides the addresses, the security settings and where the clients' own logs go,
+so a change (a listener, credentials, a timeout) is made once for the worker, the sink, the
+tools and the tests. librdkafka's logs go through Python logging (logger ``ebi.kafka``),
+with repeats of one message summarised (see :class:`RepeatFilter`).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Any
+
+from streams.settings import Settings
+
+KAFKA_LOG = "ebi.kafka"
+
+
+class RepeatFilter(logging.Filter):
+    """Lets the first record of a message through, then at most one per ``every`` seconds
+    with the number of repeats held back (librdkafka repeats "Connection refused" and the
+    like many times a second while a broker is down)."""
+
+    def __init__(self, every: float = 10.0) -> None:
+        super().__init__()
+        self.every = every
+        self._seen: dict[str, tuple[float, int]] = {}
+        self._lock = threading.Lock()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = _shape(record.getMessage())
+        now = time.monotonic()
+        with self._lock:
+            last = self._seen.get(key)
+            if last is not None and now - last[0] < self.every:
+                self._seen[key] = (last[0], last[1] + 1)
+                return False
+            held = last[1] if last is not None else 0
+            self._seen[key] = (now, 0)
+            if len(self._seen) > 1000:
+                self._seen.clear()
+        if held:
+            record.msg = f"{record.getMessage()} (and {held} more like it)"
+            record.args = ()
+        return True
+
+
+def _shape(message: str) -> str:
+    """A message with its digits removed, so repeats that differ by a count or a port match."""
+    return "".join(c for c in message if not c.isdigit())[:200]
+
+
+_FILTER = RepeatFilter()
+
+
+def kafka_logger() -> logging.Logger:
+    """The logger librdkafka writes to (the filter is added once)."""
+    logger = logging.getLogger(KAFKA_LOG)
+    if _FILTER not in logger.filters:
+        logger.addFilter(_FILTER)
+    return logger
+
+
+def kafka_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
+    """librdkafka settings for any client: address and logging; ``overrides`` win."""
+    config: dict[str, Any] = {
+        "bootstrap.servers": settings.bootstrap,
+        "logger": kafka_logger(),
+        "log.connection.close": False,
+    }
+    config.update(overrides)
+    return config
+
+
+def admin(settings: Settings, **overrides: Any) -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    return AdminClient(kafka_config(settings, **overrides))
+
+
+def consumer(settings: Settings, group: str, **overrides: Any) -> Any:
+    """A consumer of group ``group`` that commits nothing unless told to."""
+    from confluent_kafka import Consumer
+
+    return Consumer(kafka_config(settings, **{"group.id": group, "enable.auto.commit": False,
+                                              **overrides}))
+
+
+def producer(settings: Settings, **overrides: Any) -> Any:
+    from confluent_kafka import Producer
+
+    return Producer(kafka_config(settings, **overrides))
+
+
+def faust_broker(settings: Settings) -> dict[str, Any]:
+    """The broker options of the faust app."""
+    return {"broker": [f"kafka://{host}" for host in settings.bootstrap.split(",")]}
+
+
+def registry(settings: Settings, timeout: float = 10.0) -> Any:
+    """The caching schema-registry client (:class:`schemas.registry.SchemaRegistry`)."""
+    from schemas.registry import SchemaRegistry
+
+    return SchemaRegistry(settings.registry_url, timeout=timeout)
