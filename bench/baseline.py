@@ -17,7 +17,7 @@ from typing import Any
 import fastavro
 from confluent_kafka import Consumer
 
-from schemas.catalog import parsed
+from schemas.catalog import default_catalog
 
 DDL = """CREATE TABLE IF NOT EXISTS {table} (
     reading_id String, sensor_id String, gateway_id String, enterprise_id String,
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> int:
     url = urllib.parse.urlparse(args.clickhouse)
     client = Client(host=url.hostname, port=url.port, database=url.path.strip("/"))
     client.execute(DDL.format(table=args.table))
-    schema = parsed("TelemetryBatch")
+    schema = default_catalog().schemas.parsed("TelemetryBatch")
     consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"bench-{args.table}",
                          "auto.offset.reset": "earliest", "enable.auto.commit": False,
                          "fetch.max.bytes": 52428800})

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench.procs import run_step
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from streams.settings import Settings
 
@@ -54,7 +54,8 @@ def simulator(settings: Settings, serializer: AvroSerializer, batch: int, readin
                        enterprises=enterprises, batch_size=batch, start_ms=start_ms,
                        run_id=f"{settings.topic_prefix.strip('.')}{tag}-{start_ms:x}").clean()
     return Simulator(config, load_policy(settings.policy_file or None),
-                     header=lambda t: serializer.header(settings.topic(t), TOPICS[t].record))
+                     header=lambda t: serializer.header(settings.topic(t),
+                                                        default_catalog().topic(t).record))
 
 
 class Publisher:
@@ -76,7 +77,7 @@ class Publisher:
 
     def send(self, topic: str, key: str, value: dict[str, Any] | bytes) -> None:
         if not isinstance(value, bytes):
-            record = TOPICS[topic].record
+            record = default_catalog().topic(topic).record
             value = self.serializer(value, SerializationContext(self.settings.topic(topic),
                                                                 record))
         while True:
@@ -96,9 +97,9 @@ class Publisher:
 
 
 def registry_serializer(settings: Settings) -> AvroSerializer:
-    from schemas.registry import SchemaRegistry
+    from streams import clients
 
-    return AvroSerializer(SchemaRegistry(settings.registry_url))
+    return AvroSerializer(clients.registry(settings))
 
 
 def events_until(sim: Any, readings: int, on_registered: Callable[[], None]

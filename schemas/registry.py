@@ -12,9 +12,18 @@ from typing import Any
 
 import fastavro
 
-from schemas.catalog import schema_text
-
 COMPATIBILITY = "BACKWARD_TRANSITIVE"
+
+
+def parse_writer(schema_type: str | None, text: str | None) -> Any:
+    """A registry's schema text, parsed; ValueError when it is not an Avro schema (a
+    PROTOBUF or JSON schema, or text that does not parse)."""
+    if (schema_type or "AVRO").upper() != "AVRO":
+        raise ValueError(f"it is a {schema_type} schema")
+    try:
+        return fastavro.parse_schema(json.loads(text or "null"), named_schemas={})
+    except Exception as exc:  # json and fastavro raise assorted errors on bad schemas
+        raise ValueError(f"the schema does not parse: {str(exc)[:200]}") from None
 
 
 class SchemaRegistry:
@@ -42,18 +51,18 @@ class SchemaRegistry:
             if exc.http_status_code == 404:
                 raise KeyError(schema_id) from None
             raise
-        parsed = fastavro.parse_schema(json.loads(schema.schema_str or "null"), named_schemas={})
+        parsed = parse_writer(schema.schema_type, schema.schema_str)
         with self._lock:
             self._by_id[schema_id] = parsed
         return parsed
 
-    def id_for(self, subject: str, record: str) -> int:
-        key = (subject, record)
+    def id_for(self, subject: str, schema_text: str) -> int:
+        key = (subject, schema_text)
         with self._lock:
             cached = self._ids.get(key)
         if cached is not None:
             return cached
-        schema_id = self.register(subject, schema_text(record))
+        schema_id = self.register(subject, schema_text)
         with self._lock:
             self._ids[key] = schema_id
         return schema_id
@@ -89,10 +98,10 @@ class InMemoryRegistry:
         self._subjects[(subject, canonical)] = schema_id
         return schema_id
 
-    def id_for(self, subject: str, record: str) -> int:
-        return self.register(subject, schema_text(record))
+    def id_for(self, subject: str, schema_text: str) -> int:
+        return self.register(subject, schema_text)
 
     def schema_for_id(self, schema_id: int) -> Any:
         if schema_id not in self._texts:
             raise KeyError(schema_id)
-        return fastavro.parse_schema(json.loads(self._texts[schema_id]), named_schemas={})
+        return parse_writer("AVRO", self._texts[schema_id])

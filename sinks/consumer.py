@@ -1,11 +1,13 @@
 """The consumer loop of ``ebi sink``: its own group, explicit commits after each write.
 
-confluent-kafka ``Consumer`` with auto-commit off; ``consume(n, timeout)`` in a loop; the
-batching sink decides when to write; offsets (last + 1 per partition) are committed only after
-the write succeeded. When ClickHouse cannot take a batch, every assigned partition is paused
-(the buffered rows stay in memory, nothing more is fetched) and the write is retried with
-exponential backoff; on success the partitions resume. Consumption also pauses while the
-buffer holds more than ``max_buffered_rows`` (bounded memory).
+confluent-kafka ``Consumer`` with auto-commit off; ``consume(n, timeout)`` in a loop; each
+message goes through the injected decoder (``decode(value, key, topic, partition, offset)
+-> (item, rows)``) into any :class:`~sinks.base.BatchingSink`, which decides when to write;
+offsets (last + 1 per partition) are committed only after the write succeeded. When
+ClickHouse cannot take a batch, every assigned partition is paused (the buffered rows stay
+in memory, nothing more is fetched) and the write is retried with exponential backoff; on
+success the partitions resume. Consumption also pauses while the buffer holds more than
+``max_buffered_rows`` (bounded memory).
 """
 
 from __future__ import annotations
@@ -16,15 +18,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from sinks.base import BackpressureError, TopicPartition
-from sinks.clickhouse.sink import ClickHouseSink
+from sinks.base import BackpressureError, BatchingSink, TopicPartition
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-# logical topics the sink writes
-SINK_TOPICS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.status",
-               "alerts", "deadletter")
+Decoder = Callable[[bytes | None, bytes | None, str, int, int], tuple[Any, int]]
 
 
 # librdkafka settings of the sink's consumer (besides address, group, security, logging)
@@ -36,13 +34,14 @@ CONSUMER_CONFIG: dict[str, Any] = {
 
 
 class SinkLoop:
-    def __init__(self, consumer: Any, sink: ClickHouseSink, metrics: Metrics, group: str,
-                 topics: list[str], max_buffered_rows: int,
+    def __init__(self, consumer: Any, sink: BatchingSink, decode: Decoder, metrics: Metrics,
+                 group: str, topics: list[str], max_buffered_rows: int,
                  poll_messages: int = 5000, poll_timeout: float = 0.2,
                  clock: Callable[[], float] = time.monotonic,
                  on_cycle: Callable[[], None] | None = None) -> None:
         self.consumer = consumer
         self.sink = sink
+        self.decode = decode
         self.metrics = metrics
         self.group = group
         self.topics = topics
@@ -101,8 +100,9 @@ class SinkLoop:
                 log.warning("consumer error on %s [%s]: %s", msg.topic(), msg.partition(),
                             error)
                 continue
-            self.sink.add_message(msg.value(), msg.key(), msg.topic(), msg.partition(),
-                                  msg.offset())
+            topic, partition, offset = msg.topic(), msg.partition(), msg.offset()
+            item, rows = self.decode(msg.value(), msg.key(), topic, partition, offset)
+            self.sink.add(item, topic, partition, offset, max(rows, 1))
             if self.sink.buffered_rows >= self.sink.max_rows and not self.paused:
                 self._try_flush()  # a full batch goes out at once, even mid-poll
         now = self.clock()

@@ -1,8 +1,9 @@
 """Reconciliation: what Kafka says was published against what ClickHouse accounts for.
 
-Per input topic and partition, every offset in ``[low, high)`` must appear exactly once in the
-ledger (an enriched envelope or a whole-message dead letter). For telemetry, the readings the
-ledger says were accepted must also be in the readings table. Anything else is a gap.
+Per input topic of every ledgered record type and partition, every offset in ``[low, high)``
+must appear exactly once in the ledger (a clean record or a whole-message dead letter). For
+envelopes (ledger counts "rows", e.g. telemetry), the rows the ledger says were accepted must
+also be in the record type's table. Anything else is a gap.
 """
 
 from __future__ import annotations
@@ -10,9 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from sinks.clickhouse.client import Backend
-
-INPUT_TOPICS = ("telemetry", "incidents", "hazards")
+from schemas.catalog.model import RecordType
+from sinks.clickhouse.backend import Backend
 
 
 @dataclass
@@ -65,32 +65,44 @@ def _q(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def reconcile(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int]]
-              ) -> list[PartitionCheck]:
-    """``watermarks``: (full input topic, partition) -> (low, high) from Kafka."""
+def _where(checks: list[PartitionCheck]) -> str:
+    return " OR ".join(
+        f"(source_topic = {_q(c.topic)} AND source_partition = {c.partition} AND "
+        f"source_offset >= {c.low} AND source_offset < {c.high})" for c in checks)
+
+
+def reconcile(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int]],
+              kinds: dict[str, RecordType]) -> list[PartitionCheck]:
+    """``watermarks``: (full input topic, partition) -> (low, high) from Kafka; ``kinds``:
+    full input topic -> its record type (from the catalog)."""
     checks = {key: PartitionCheck(key[0], key[1], low, high)
               for key, (low, high) in sorted(watermarks.items())}
     if not checks:
         return []
-    where = " OR ".join(
-        f"(source_topic = {_q(c.topic)} AND source_partition = {c.partition} AND "
-        f"source_offset >= {c.low} AND source_offset < {c.high})" for c in checks.values())
     rows = backend.query(f"""
 SELECT source_topic, source_partition, countIf(outcome = 'enriched'),
        countIf(outcome = 'deadletter'), sum(duplicate),
-       sumIf(duplicates, record_type = 'telemetry'), sumIf(rejected, record_type = 'telemetry'),
-       sumIf(accepted - sink_rejected, record_type = 'telemetry')
-FROM ledger FINAL WHERE {where}
+       sumIf(duplicates, outcome = 'enriched'), sumIf(rejected, outcome = 'enriched'),
+       sumIf(accepted - sink_rejected, outcome = 'enriched')
+FROM ledger FINAL WHERE {_where(list(checks.values()))}
 GROUP BY source_topic, source_partition""").rows
     for topic, partition, enriched, dead, dup, dropped, rejected, expected in rows:
         check = checks[(str(topic), int(partition))]
         check.enriched, check.dead_letters, check.duplicates = int(enriched), int(dead), int(dup)
-        check.readings_dropped, check.readings_rejected = int(dropped), int(rejected)
-        check.readings_expected = int(expected)
-    for topic, partition, found in backend.query(f"""
-SELECT source_topic, source_partition, count() FROM readings_raw FINAL
-WHERE {where} GROUP BY source_topic, source_partition""").rows:
-        checks[(str(topic), int(partition))].readings_found = int(found)
+        kind = kinds[check.topic]
+        if kind.ledger is not None and kind.ledger.counts == "rows":
+            check.readings_dropped, check.readings_rejected = int(dropped), int(rejected)
+            check.readings_expected = int(expected)
+    by_table: dict[str, list[PartitionCheck]] = {}
+    for check in checks.values():
+        kind = kinds[check.topic]
+        if kind.ledger is not None and kind.ledger.counts == "rows" and kind.table is not None:
+            by_table.setdefault(kind.table.name, []).append(check)
+    for table, parts in by_table.items():
+        for topic, partition, found in backend.query(f"""
+SELECT source_topic, source_partition, count() FROM {table} FINAL
+WHERE {_where(parts)} GROUP BY source_topic, source_partition""").rows:
+            checks[(str(topic), int(partition))].readings_found = int(found)
     for check in checks.values():
         if check.accounted != check.published:
             offsets = [int(r[0]) for r in backend.query(

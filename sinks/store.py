@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from sinks.clickhouse.client import Backend, ClickHouseError, StoreBusyError, connect
+from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, connect
 from sinks.clickhouse.config import ConfigError
 from streams.settings import Settings
 

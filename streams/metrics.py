@@ -49,6 +49,7 @@ class Metrics:
     sink_paused: Gauge           # 1 while consumption is paused for backpressure
     end_to_end_seconds: Histogram   # table: event time to row inserted
     consumer_lag: Gauge          # group, topic, partition
+    reference_behind: Gauge      # reference-topic messages the feed has not applied yet
     build: Info
 
     def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
@@ -110,5 +111,7 @@ class Metrics:
                                          buckets=LATENCY_BUCKETS, registry=reg),
             consumer_lag=gauge("ebi_consumer_lag_messages", "Messages behind the high "
                                "watermark", "group", "topic", "partition"),
+            reference_behind=gauge("ebi_reference_behind_messages", "Reference-topic "
+                                   "messages (registrations) not yet applied by the worker"),
             build=Info("ebi_build", "Build information", registry=reg),
         )

@@ -13,7 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from sinks.clickhouse.client import (
+from sinks.clickhouse.backend import (
+    Features,
     QueryResult,
     StoreBusyError,
     classify,
@@ -21,7 +22,6 @@ from sinks.clickhouse.client import (
     parse_version,
 )
 from sinks.clickhouse.config import ClickHouseConfig
-from sinks.clickhouse.schema import Features
 
 BUSY_ADVICE = ("the embedded ClickHouse store {path} is in use by another process{owner} (chdb "
                "allows one process per data directory; during `make run` the sink owns it). "

@@ -1,87 +1,29 @@
-"""Avro records of the clean topics -> one list per column, ready for a columnar insert.
+"""Clean-topic messages -> envelopes -> one list per column, ready for a columnar insert.
 
-Decoding keeps timestamps as int epoch millis (no datetime objects): the writer and reader
-schemas are used without their logical types. An EnrichedTelemetryBatch is columnar (parallel
-per-reading arrays): its arrays extend the table's columns as they are and the envelope's
-values repeat on each row, so no per-reading record is built. Errors keep the codes of
-:mod:`schemas.codec` so the sink can route a bad message to the dead letters.
+:class:`EnvelopeDecoder` is the sink's decoder: a message's bytes, decoded with the shared
+codec (timestamps as int epoch millis, no datetime objects), become an :class:`Envelope`
+bound for its table, or a dead letter (the codec's reason code, or RAGGED_COLUMNS for a
+columnar record whose arrays disagree) bound for the dead-letter table. A columnar record
+(e.g. an EnrichedTelemetryBatch: parallel per-reading arrays) extends the table's columns as
+it is and the envelope's values repeat on each row, so no per-reading record is built.
 """
 
 from __future__ import annotations
 
-import io
-import struct
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-import fastavro
-
-from schemas.catalog import parsed
+from schemas.catalog.model import Catalog
 from schemas.codec import AvroDeserializer, DecodeError, SchemaSource, SerializationContext
-from sinks.clickhouse.schema import Features, Field, TableSpec
+from schemas.columns import ragged
+from schemas.records import Source, dead_letter
+from sinks.clickhouse.backend import Features
+from sinks.clickhouse.schema import Field, TableSpec, table_specs
 
-_HEADER = struct.Struct(">bI")
 Columns = dict[str, list[Any]]
-
-
-def _strip(schema: Any) -> Any:
-    if isinstance(schema, dict):
-        return {k: _strip(v) for k, v in schema.items()
-                if k != "logicalType" and not k.startswith("__")}
-    if isinstance(schema, list):
-        return [_strip(s) for s in schema]
-    return schema
-
-
-class RecordDecoder:
-    """``decoder(data, topic) -> (record, schema_id)`` for one record type, timestamps as
-    epoch millis. Raises :class:`DecodeError` (same codes as :class:`AvroDeserializer`)."""
-
-    def __init__(self, registry: SchemaSource, record: str) -> None:
-        self.registry = registry
-        self.record = record
-        self._reader_raw = _strip(parsed(record))
-        self._reader = fastavro.parse_schema(self._reader_raw, named_schemas={})
-        self._writers: dict[int, tuple[Any, Any]] = {}  # id -> (writer, reader or None)
-
-    def _writer(self, schema_id: int, topic: str) -> tuple[Any, Any]:
-        found = self._writers.get(schema_id)
-        if found is None:
-            try:
-                full = self.registry.schema_for_id(schema_id)
-            except KeyError:
-                raise DecodeError("UNKNOWN_SCHEMA_ID", f"message on {topic}: schema id "
-                                  f"{schema_id} is not in the registry") from None
-            raw = _strip(full)
-            if raw.get("name") != self._reader_raw.get("name"):
-                raise DecodeError("WRONG_SCHEMA", f"message on {topic}: schema id {schema_id} "
-                                  f"is {raw.get('name')}, this topic carries {self.record}")
-            writer = fastavro.parse_schema(raw, named_schemas={})
-            found = (writer, None if raw == self._reader_raw else self._reader)
-            self._writers[schema_id] = found
-        return found
-
-    def __call__(self, data: bytes | None, topic: str) -> tuple[dict[str, Any], int]:
-        if not data or len(data) < 5 or data[0] != 0:
-            return self._slow(data, topic)
-        schema_id = int(_HEADER.unpack_from(data)[1])
-        writer, reader = self._writer(schema_id, topic)
-        body = io.BytesIO(data)
-        body.seek(5)
-        try:
-            record = fastavro.schemaless_reader(body, writer, reader)
-        except Exception:
-            return self._slow(data, topic)
-        if body.tell() != len(data) or not isinstance(record, dict):
-            return self._slow(data, topic)
-        return record, schema_id
-
-    def _slow(self, data: bytes | None, topic: str) -> tuple[dict[str, Any], int]:
-        """Let the shared codec explain what is wrong (it raises the right DecodeError)."""
-        AvroDeserializer(self.registry)(data, SerializationContext(topic, self.record))
-        raise DecodeError("INVALID_AVRO", f"message on {topic}: cannot decode as {self.record}")
 
 
 @dataclass(frozen=True)
@@ -93,6 +35,61 @@ class Envelope:
     partition: int
     offset: int
     table: str = ""   # base table the record goes to
+    rows: int = 1     # table rows it makes
+
+
+class EnvelopeDecoder:
+    """``decoder(value, key, topic, partition, offset) -> (envelope, rows)`` for the sink: the
+    table a clean-topic message goes to, or a dead letter for the dead-letter table. Counts
+    rejects in ``on_reject(topic, code)``."""
+
+    def __init__(self, catalog: Catalog, registry: SchemaSource, topic: Callable[[str], str],
+                 on_reject: Callable[[str, str], None] = lambda topic, code: None) -> None:
+        specs = table_specs(catalog)
+        self.dead_table = catalog.dead_letter_table()
+        self.routes = {topic(name): (specs[table.name], SerializationContext(topic(name),
+                                                                             t.record))
+                       for name, (t, table) in catalog.routes().items()}
+        self.codec = AvroDeserializer(registry, catalog.schemas, millis=True)
+        self.on_reject = on_reject
+
+    def topics(self) -> list[str]:
+        return list(self.routes)
+
+    def __call__(self, value: bytes | None, key: bytes | None, topic: str, partition: int,
+                 offset: int) -> tuple[Envelope, int]:
+        spec, ctx = self.routes[topic]
+        where = Source(topic, partition, offset)
+        try:
+            record, _ = self.codec(value, ctx)
+        except DecodeError as exc:
+            self.on_reject(topic, exc.code)
+            record = dead_letter(where, key, value or b"", exc.code, exc.message, "sink",
+                                 _now_ms())
+            return Envelope(record, topic, partition, offset, self.dead_table), 1
+        if spec.columnar:
+            problem = ragged(record)
+            if problem is not None:  # permanent: the whole message goes to the dead letters
+                self.on_reject(topic, "RAGGED_COLUMNS")
+                src = record["source"]
+                record = dead_letter(
+                    Source(src["topic"], src["partition"], src["offset"]), key, value or b"",
+                    "RAGGED_COLUMNS", f"message on {topic}[{partition}]@{offset}: {problem}",
+                    "sink", _now_ms(), tag=record.get("tag"))
+                return Envelope(record, topic, partition, offset, self.dead_table), 1
+        rows = rows_of(spec, record)
+        return Envelope(record, topic, partition, offset, spec.name, rows), rows
+
+
+def rows_of(spec: TableSpec, record: dict[str, Any]) -> int:
+    """Table rows a record makes: one, or one per entry of a columnar record's arrays."""
+    if not spec.columnar:
+        return 1
+    return len(record[spec.row_field])
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
 
 
 def _getter(path: tuple[str, ...]) -> Callable[[dict[str, Any]], Any]:
@@ -130,8 +127,8 @@ class TableEncoder:
 
     def _encode_columnar(self, envelopes: Sequence[Envelope], version: int,
                          now_s: int) -> Columns:
-        rows_of = next(f.path[0] for f in self.fields if f.item and not f.sparse)
-        items_per = [len(e.record[rows_of]) for e in envelopes]
+        row_field = self.spec.row_field
+        items_per = [len(e.record[row_field]) for e in envelopes]
         total = sum(items_per)
         cols: Columns = {}
         per_envelope: Columns = {}

@@ -1,10 +1,12 @@
-"""The ledger: one row per input message (telemetry, incidents, hazards), whatever became of it.
+"""The ledger: one row per input message of every ledgered record type, whatever became of it.
 
-An enriched envelope on a clean topic carries its input coordinates (``source``); a dead
-letter for a whole message (no ``record_index``) carries them too. Before a batch is written
-the sink asks which of its input coordinates are already in the ledger and skips those
-envelopes, so a replay never reaches the tables (and their materialized views) twice. The
-ledger row is inserted after the data rows, so a crash in between only causes a replay.
+A clean record on a clean topic carries its input coordinates (``source``); a dead letter for
+a whole message (no ``record_index``, not written by the sink itself) carries them too. What
+a row counts comes from the record type's ledger declaration in the catalog (one record, or
+an envelope of rows). Before a batch is written the sink asks which of its input
+coordinates are already in the ledger and skips those envelopes, so a replay never reaches
+the tables (and their materialized views) twice. The ledger row is inserted after the data
+rows, so a crash in between only causes a replay.
 """
 
 from __future__ import annotations
@@ -12,25 +14,74 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sinks.clickhouse.client import Backend
+from schemas.catalog.model import Catalog, Ledger
+from sinks.clickhouse.backend import Backend
 from sinks.clickhouse.encoding import Columns, Envelope
 from sinks.clickhouse.schema import LEDGER_COLUMNS
 
 Source = tuple[str, int, int]  # input topic, partition, offset
 LEDGER_TYPES = dict(LEDGER_COLUMNS)
-LEDGERED_TABLES = frozenset({"readings_raw", "incident_reports_raw", "hazards_raw"})
 
 
-def source_of(envelope: Envelope) -> Source | None:
-    """The input coordinates an envelope accounts for in the ledger, if any."""
-    if envelope.table == "dead_letters_raw":
+class LedgerRows:
+    """Which envelopes the ledger accounts for, and their ledger rows (from the catalog)."""
+
+    def __init__(self, catalog: Catalog) -> None:
+        self.by_table: dict[str, Ledger] = {
+            kind.table.name: kind.ledger for kind in catalog.ledgered
+            if kind.table is not None and kind.ledger is not None}
+        self.dead_table = catalog.dead_letter_table()
+
+    def source_of(self, envelope: Envelope) -> Source | None:
+        """The input coordinates an envelope accounts for in the ledger, if any."""
         record = envelope.record
-        if record.get("record_index") is not None or record.get("stage") == "sink":
+        if envelope.table == self.dead_table:
+            if record.get("record_index") is not None or record.get("stage") == "sink":
+                return None
+        elif envelope.table not in self.by_table:
             return None
-    elif envelope.table not in LEDGERED_TABLES:
-        return None
-    src = envelope.record["source"]
-    return (src["topic"], int(src["partition"]), int(src["offset"]))
+        src = record["source"]
+        return (src["topic"], int(src["partition"]), int(src["offset"]))
+
+    def columns(self, entries: Sequence[tuple[Envelope, int]], version: int,
+                now_s: int) -> Columns:
+        """Ledger rows for (envelope, rows ClickHouse rejected) pairs."""
+        cols: Columns = {name: [] for name in LEDGER_TYPES}
+        for envelope, sink_rejected in entries:
+            row = self._row(envelope, sink_rejected)
+            for name in LEDGER_TYPES:
+                cols[name].append(row.get(name))
+        n = len(entries)
+        cols["_version"] = [version] * n
+        cols["inserted_at"] = [now_s] * n
+        return cols
+
+    def _row(self, envelope: Envelope, sink_rejected: int) -> dict[str, Any]:
+        r = envelope.record
+        src = r["source"]
+        row: dict[str, Any] = {
+            "source_topic": src["topic"], "source_partition": src["partition"],
+            "source_offset": src["offset"], "source_schema_id": src.get("schema_id"),
+            "outcome": "enriched", "readings_in": 0, "accepted": 0, "duplicates": 0,
+            "rejected": 0, "sink_rejected": sink_rejected, "duplicate": 0,
+            "clean_topic": envelope.topic, "clean_partition": envelope.partition,
+            "clean_offset": envelope.offset, "received_at_ms": r.get("received_at") or 0,
+        }
+        ledger = self.by_table.get(envelope.table)
+        if ledger is None:  # a whole-message dead letter
+            row.update(outcome="deadletter", record_type=r.get("error_code") or "",
+                       record_id=r.get("record_id") or "", readings_in=1, rejected=1,
+                       received_at_ms=r.get("failed_at") or 0)
+            return row
+        row.update(record_type=ledger.label,
+                   record_id="/".join(str(r[name]) for name in ledger.record_id))
+        if ledger.counts == "rows":
+            row.update(readings_in=r["readings_in"], accepted=envelope.rows,
+                       duplicates=r["duplicates"], rejected=r["rejected"])
+        else:
+            dup = 1 if r.get("duplicate") else 0
+            row.update(readings_in=1, accepted=1 - dup, duplicates=dup, duplicate=dup)
+        return row
 
 
 def _quote(text: str) -> str:
@@ -53,47 +104,3 @@ def already_recorded(backend: Backend, sources: Iterable[Source]) -> set[Source]
     rows = backend.query("SELECT source_topic, source_partition, source_offset FROM ledger "
                          f"WHERE {where}").rows
     return {(str(t), int(p), int(o)) for t, p, o in rows}
-
-
-def ledger_columns(entries: Sequence[tuple[Envelope, int]], version: int,
-                   now_s: int) -> Columns:
-    """Ledger rows for (envelope, rows ClickHouse rejected) pairs."""
-    cols: Columns = {name: [] for name in LEDGER_TYPES}
-    for envelope, sink_rejected in entries:
-        row = _ledger_row(envelope, sink_rejected)
-        for name in LEDGER_TYPES:
-            cols[name].append(row.get(name))
-    n = len(entries)
-    cols["_version"] = [version] * n
-    cols["inserted_at"] = [now_s] * n
-    return cols
-
-
-def _ledger_row(envelope: Envelope, sink_rejected: int) -> dict[str, Any]:
-    r = envelope.record
-    src = r["source"]
-    row: dict[str, Any] = {
-        "source_topic": src["topic"], "source_partition": src["partition"],
-        "source_offset": src["offset"], "source_schema_id": src.get("schema_id"),
-        "outcome": "enriched", "readings_in": 0, "accepted": 0, "duplicates": 0,
-        "rejected": 0, "sink_rejected": sink_rejected, "duplicate": 0,
-        "clean_topic": envelope.topic, "clean_partition": envelope.partition,
-        "clean_offset": envelope.offset, "received_at_ms": r.get("received_at") or 0,
-    }
-    if envelope.table == "readings_raw":
-        row.update(record_type="telemetry", record_id=f"{r['gateway_id']}/{r['sequence']}",
-                   readings_in=r["readings_in"], accepted=len(r["reading_id"]),
-                   duplicates=r["duplicates"], rejected=r["rejected"])
-    elif envelope.table == "incident_reports_raw":
-        dup = 1 if r.get("duplicate") else 0
-        row.update(record_type="incident", record_id=r["report_id"], readings_in=1,
-                   accepted=1 - dup, duplicates=dup, duplicate=dup)
-    elif envelope.table == "hazards_raw":
-        dup = 1 if r.get("duplicate") else 0
-        row.update(record_type="hazard", record_id=f"{r['hazard_id']}/{r['version']}",
-                   readings_in=1, accepted=1 - dup, duplicates=dup, duplicate=dup)
-    else:  # a whole-message dead letter
-        row.update(outcome="deadletter", record_type=r.get("error_code") or "",
-                   record_id=r.get("record_id") or "", readings_in=1, rejected=1,
-                   received_at_ms=r.get("failed_at") or 0)
-    return row

@@ -2,7 +2,8 @@
 
 Three kinds of step, all generated from the Avro schemas and the server's features:
 
-* versioned (``0001`` ...): tables, rollup tables and materialized views; applied once;
+* versioned (``0001`` ..., ``table:<name>`` for tables added since): tables, rollup tables and
+  materialized views; applied once;
 * column steps (``column:<table>.<column>``): a field added to an Avro schema (optional,
   with a default) becomes ``ALTER TABLE ... ADD COLUMN ... DEFAULT``; found by comparing
   ``system.columns`` with the generated columns, so they are applied exactly when needed;
@@ -20,9 +21,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from sinks.clickhouse.client import Backend
-from sinks.clickhouse.schema import TABLES, Features, ledger_sql
-from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_TABLES, analyst_views
+from schemas.catalog.model import Catalog
+from sinks.clickhouse.backend import Backend, Features
+from sinks.clickhouse.schema import ledger_sql, table_specs
+from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_TABLES, analyst_views, rollups
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ class MigrationReport:
         return "\n".join(lines)
 
 
+# The tables step 0001 created (history: a migration step never changes once released).
+FIRST_RELEASE = frozenset({"readings_raw", "incident_reports_raw", "hazards_raw", "alerts_raw",
+                           "gateway_status_raw", "dead_letters_raw"})
 _MIGRATION_TYPES = {"version": "String", "description": "String", "checksum": "String",
                     "server_version": "String", "applied_at": "DateTime('UTC')"}
 
@@ -63,43 +68,52 @@ def _migrations_table(db: str) -> str:
             "ORDER BY version")
 
 
-def versioned_steps(db: str, features: Features) -> list[Step]:
-    base = [Step("0001", "base tables (from the Avro schemas)",
-                 tuple(t.create_sql(db, features) for t in TABLES.values())),
-            Step("0002", "ledger: one row per input message", (ledger_sql(db),))]
-    rollups = []
+def versioned_steps(db: str, features: Features, catalog: Catalog | None = None) -> list[Step]:
+    """0001 creates the tables of the first release; a table added to the catalog since gets
+    a step of its own (``table:<name>``), so existing databases keep their history."""
+    specs = list(table_specs(catalog).values())
+    first = tuple(s.create_sql(db, features) for s in specs if s.name in FIRST_RELEASE)
+    base = [Step("0001", "base tables (from the Avro schemas)", first)] if first else []
+    base += [Step(f"table:{s.name}", f"table {s.name} (from the Avro schemas)",
+                  (s.create_sql(db, features),)) for s in specs if s.name not in FIRST_RELEASE]
+    base.append(Step("0002", "ledger: one row per input message", (ledger_sql(db),)))
+    present = set(rollups(catalog))
+    statements = []
     for name, (columns, order_by, partition_by) in ROLLUP_TABLES.items():
-        rollups.append(
-            f"CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) "
-            f"ENGINE = ReplacingMergeTree(row_version) PARTITION BY {partition_by} "
-            f"ORDER BY ({order_by})")
+        if name in present:
+            statements.append(
+                f"CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) "
+                f"ENGINE = ReplacingMergeTree(row_version) PARTITION BY {partition_by} "
+                f"ORDER BY ({order_by})")
     for name, (target, select) in MATERIALIZED_VIEWS.items():
-        rollups.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name} TO {db}.{target} "
-                       f"AS {select.format(db=db).strip()}")
-    base.append(Step("0003", "rollups: per sensor-minute, enterprise-day, incident-day",
-                     tuple(rollups)))
+        if target in present:
+            statements.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name} TO "
+                              f"{db}.{target} AS {select.format(db=db).strip()}")
+    if statements:
+        base.append(Step("0003", "rollups: per sensor-minute, enterprise-day, incident-day",
+                         tuple(statements)))
     return base
 
 
-def view_steps(db: str, features: Features) -> list[Step]:
+def view_steps(db: str, features: Features, catalog: Catalog | None = None) -> list[Step]:
     return [Step(f"view:{name}", f"analyst view {name}",
                  (f"DROP TABLE IF EXISTS {db}.{name}",
                   f"CREATE VIEW {db}.{name} AS {select.format(db=db).strip()}"),
                  repeatable=True)
-            for name, select in analyst_views(features).items()]
+            for name, select in analyst_views(features, catalog).items()]
 
 
-def column_steps(backend: Backend, db: str) -> list[Step]:
+def column_steps(backend: Backend, db: str, catalog: Catalog | None = None) -> list[Step]:
     """ADD COLUMN steps for generated columns a table does not have yet."""
     existing: dict[str, set[str]] = {}
     for table, column in backend.query(
             f"SELECT table, name FROM system.columns WHERE database = '{db}'").rows:
         existing.setdefault(str(table), set()).add(str(column))
     steps = []
-    for spec in TABLES.values():
+    for spec in table_specs(catalog).values():
         have = existing.get(spec.name)
         if not have:
-            continue  # created by 0001 with every column
+            continue  # created by its table step with every column
         for f in spec.fields():
             for name, ch_type in f.columns(backend.features):
                 if name in have:
@@ -119,16 +133,17 @@ def applied_versions(backend: Backend, db: str) -> dict[str, str]:
     return {str(v): str(c) for v, c in rows}
 
 
-def migrate(backend: Backend, progress: Callable[[str], None] | None = None) -> MigrationReport:
+def migrate(backend: Backend, progress: Callable[[str], None] | None = None,
+            catalog: Catalog | None = None) -> MigrationReport:
     """Bring the database up to date; safe to run any number of times."""
     db = backend.config.database
     backend.command(_migrations_table(db))
     report = MigrationReport()
     done = applied_versions(backend, db)
-    steps = versioned_steps(db, backend.features)
+    steps = versioned_steps(db, backend.features, catalog)
     _run(backend, db, steps, done, report, progress)
-    _run(backend, db, column_steps(backend, db), done, report, progress)
-    _run(backend, db, view_steps(db, backend.features), done, report, progress)
+    _run(backend, db, column_steps(backend, db, catalog), done, report, progress)
+    _run(backend, db, view_steps(db, backend.features, catalog), done, report, progress)
     return report
 
 

@@ -1,4 +1,4 @@
-"""ClickHouse tables generated from the Avro schemas.
+"""ClickHouse tables generated from the catalog's table declarations and the Avro schemas.
 
 Each Avro field becomes a column (nested records are flattened with a ``parent_`` prefix; in a
 columnar record every top-level array is a per-row column, one row per array entry, and the
@@ -13,10 +13,13 @@ coordinates, ``_version`` (ReplacingMergeTree version) and ``inserted_at``.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
-from schemas.catalog import parsed
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog, SchemaStore, Table
+from sinks.clickhouse.backend import Features
 
 # Avro primitive -> ClickHouse type
 _PRIMITIVE = {"string": "String", "bytes": "String", "int": "Int32", "long": "Int64",
@@ -26,26 +29,6 @@ _LOW_CARDINALITY = frozenset({
     "region_code", "enterprise_id", "gateway_id", "source_topic", "clean_topic", "category",
     "alert_type", "subject_type", "error_code", "stage", "industry", "reporting_unit", "tag",
 })
-
-
-@dataclass(frozen=True)
-class Features:
-    """What the connected ClickHouse supports."""
-
-    version: tuple[int, ...]
-    datetime64: bool
-    low_cardinality: bool
-
-    @classmethod
-    def for_version(cls, version: tuple[int, ...]) -> Features:
-        # DateTime64 arrived in 20.1; LowCardinality was experimental until 19.x, so both
-        # are used from 20.1 on and the 18.16/19.x servers get DateTime + millis and String.
-        modern = version >= (20, 1)
-        return cls(version=version, datetime64=modern, low_cardinality=modern)
-
-    @property
-    def version_text(self) -> str:
-        return ".".join(str(v) for v in self.version)
 
 
 @dataclass(frozen=True)
@@ -100,22 +83,33 @@ def _zero(kind: str) -> str:
 
 @dataclass(frozen=True)
 class TableSpec:
-    name: str
+    """A catalog table (:class:`schemas.catalog.model.Table`) with the Avro record it is
+    written from: its columns and its DDL."""
+
+    table: Table
     record: str                          # Avro record name
-    order_by: tuple[str, ...]            # key columns/expressions (the record id last)
-    partition_by: str = ""
-    columnar: bool = False               # top-level arrays are parallel per-row columns
-    skip: frozenset[str] = frozenset()   # Avro fields not stored
-    doc: str = ""
+    schemas: SchemaStore = field(compare=False, repr=False)
     bookkeeping: tuple[tuple[str, str], ...] = (
         ("clean_topic", "string"), ("clean_partition", "int"), ("clean_offset", "long"))
 
+    @property
+    def name(self) -> str:
+        return self.table.name
+
+    @property
+    def order_by(self) -> tuple[str, ...]:
+        return self.table.order_by
+
+    @property
+    def columnar(self) -> bool:
+        return self.table.columnar
+
     def fields(self) -> list[Field]:
-        schema = parsed(self.record)
+        schema = self.schemas.parsed(self.record)
         out: list[Field] = []
         for avro_field in schema["fields"]:
             name = avro_field["name"]
-            if name in self.skip:
+            if name in self.table.skip:
                 continue
             if self.columnar and _is_overlay(avro_field["type"]):
                 out.extend(_overlay_fields(avro_field))
@@ -126,6 +120,11 @@ class TableSpec:
         out.extend(Field(n, k, (n,)) for n, k in self.bookkeeping)
         return out
 
+    @cached_property
+    def row_field(self) -> str:
+        """A columnar record's first per-row array (its length is the record's row count)."""
+        return next(f.path[0] for f in self.fields() if f.item and not f.sparse)
+
     def columns(self, features: Features) -> list[tuple[str, str]]:
         cols = [c for f in self.fields() for c in f.columns(features)]
         cols.append(("_version", "UInt64"))
@@ -134,10 +133,17 @@ class TableSpec:
 
     def create_sql(self, database: str, features: Features) -> str:
         body = ",\n    ".join(f"{name} {ch_type}" for name, ch_type in self.columns(features))
-        partition = f"\nPARTITION BY {self.partition_by}" if self.partition_by else ""
+        partition = f"\nPARTITION BY {self.table.partition_by}" if self.table.partition_by else ""
         return (f"CREATE TABLE IF NOT EXISTS {database}.{self.name} (\n    {body}\n)\n"
                 f"ENGINE = ReplacingMergeTree(_version){partition}\n"
                 f"ORDER BY ({', '.join(self.order_by)})")
+
+
+def table_specs(catalog: Catalog | None = None) -> dict[str, TableSpec]:
+    """Every table the sink writes, by name, in write order (dead letters last)."""
+    catalog = catalog or default_catalog()
+    return {table.name: TableSpec(table, topic.record, catalog.schemas)
+            for topic, table in catalog.routes().values()}
 
 
 def _fields(avro_field: dict[str, Any], prefix: tuple[str, ...], item: bool) -> list[Field]:
@@ -212,41 +218,6 @@ def _kind(avro_type: Any) -> tuple[str, bool]:
         return kind, nullable
     raise ValueError(f"unsupported Avro type {t!r}")
 
-
-# Tables written from the clean topics (logical topic -> table).
-READINGS = TableSpec(
-    "readings_raw", "EnrichedTelemetryBatch", columnar=True,
-    skip=frozenset({"readings_in", "duplicates", "rejected"}),
-    order_by=("enterprise_id", "sensor_id", "event_time", "reading_id"),
-    partition_by="toYYYYMM(event_time)",
-    doc="One row per accepted sensor reading (envelope fields repeated).")
-INCIDENT_REPORTS = TableSpec(
-    "incident_reports_raw", "EnrichedIncidentReport", skip=frozenset({"duplicate"}),
-    order_by=("incident_id", "report_id"), partition_by="toYYYYMM(occurred_at)",
-    doc="Every incident report (the full history); replays are not stored.")
-HAZARDS = TableSpec(
-    "hazards_raw", "EnrichedHazardRecord", skip=frozenset({"duplicate"}),
-    order_by=("hazard_id", "version"), doc="Every version of every hidden-danger record.")
-ALERTS = TableSpec("alerts_raw", "Alert", order_by=("alert_id",),
-                   partition_by="toYYYYMM(event_time)", doc="Alerts raised by the worker.")
-GATEWAY_STATUS = TableSpec("gateway_status_raw", "GatewayStatus",
-                           order_by=("gateway_id", "changed_at", "status"),
-                           doc="Gateways going offline and coming back.")
-DEAD_LETTERS = TableSpec(
-    "dead_letters_raw", "DeadLetter",
-    order_by=("source_topic", "source_partition", "source_offset", "stage",
-              "ifNull(record_index, -1)"),
-    doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected (sink).")
-
-TABLES: dict[str, TableSpec] = {t.name: t for t in (
-    READINGS, INCIDENT_REPORTS, HAZARDS, ALERTS, GATEWAY_STATUS, DEAD_LETTERS)}
-
-# logical topic -> table
-TOPIC_TABLES: dict[str, str] = {
-    "telemetry.clean": "readings_raw", "incidents.clean": "incident_reports_raw",
-    "hazards.clean": "hazards_raw", "alerts": "alerts_raw",
-    "gateway.status": "gateway_status_raw", "deadletter": "dead_letters_raw",
-}
 
 # The ledger: one row per input message (the basis of `ebi reconcile`).
 LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (

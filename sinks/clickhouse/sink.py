@@ -1,9 +1,11 @@
-"""The ClickHouse sink: decoded clean-topic records -> columnar inserts, replay-safe.
+"""The ClickHouse sink: envelopes of the clean topics -> columnar inserts, replay-safe.
 
 ``write(batch)``: skip envelopes whose input message the ledger already holds, insert each
-table's columns (retrying transient errors briefly, then raising BackpressureError so the
-consumer pauses), isolate rows ClickHouse rejects for good by bisecting and write them to the
-dead letters (stage ``sink``), and insert the ledger rows last.
+table's columns in the catalog's order (retrying transient errors briefly, then raising
+BackpressureError so the consumer pauses), isolate rows ClickHouse rejects for good by
+bisecting and write them to the dead letters (stage ``sink``), and insert the ledger rows
+last. Envelopes come from :class:`~sinks.clickhouse.encoding.EnvelopeDecoder`, which the
+consumer loop calls.
 """
 
 from __future__ import annotations
@@ -15,28 +17,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from schemas.codec import DecodeError
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
+from schemas.records import Source, dead_letter
 from sinks.base import BackpressureError, Batch, BatchingSink
-from sinks.clickhouse.client import Backend, PermanentError, SchemaError, TransientError
-from sinks.clickhouse.encoding import Columns, Envelope, RecordDecoder, TableEncoder, take
-from sinks.clickhouse.ledger import (
-    LEDGER_TYPES,
-    already_recorded,
-    ledger_columns,
-    source_of,
-)
-from sinks.clickhouse.schema import TABLES
+from sinks.clickhouse.backend import Backend, PermanentError, SchemaError, TransientError
+from sinks.clickhouse.encoding import Columns, Envelope, TableEncoder, take
+from sinks.clickhouse.ledger import LEDGER_TYPES, LedgerRows, already_recorded
+from sinks.clickhouse.schema import table_specs
 from streams.metrics import Metrics
-from streams.processors.columns import ragged, reading_count
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-# Event time per table, for the end-to-end latency metric.
-EVENT_TIME = {"readings_raw": "sent_at", "incident_reports_raw": "reported_at",
-              "hazards_raw": "updated_at", "alerts_raw": "raised_at",
-              "gateway_status_raw": "changed_at", "dead_letters_raw": "failed_at"}
-WRITE_ORDER = ("readings_raw", "incident_reports_raw", "hazards_raw", "alerts_raw",
-               "gateway_status_raw", "dead_letters_raw")
 
 
 @dataclass(frozen=True)
@@ -48,51 +40,27 @@ class RetryPolicy:
 
 
 class ClickHouseSink(BatchingSink):
-    def __init__(self, backend: Backend, routes: dict[str, tuple[str, RecordDecoder]],
-                 metrics: Metrics, max_rows: int, max_seconds: float,
-                 retry: RetryPolicy | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:
-        """``routes``: full topic name -> (table, decoder)."""
+    def __init__(self, backend: Backend, metrics: Metrics, max_rows: int, max_seconds: float,
+                 retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
+                 catalog: Catalog | None = None) -> None:
         super().__init__(max_rows, max_seconds)
+        catalog = catalog or default_catalog()
         self.backend = backend
-        self.routes = routes
         self.metrics = metrics
         self.retry = retry or RetryPolicy()
         self.sleep = sleep
+        self.specs = table_specs(catalog)       # in write order, dead letters last
         self.encoders = {name: TableEncoder(spec, backend.features)
-                         for name, spec in TABLES.items()}
+                         for name, spec in self.specs.items()}
+        self.ledger = LedgerRows(catalog)
+        self.dead_table = catalog.dead_letter_table()
         self.failures = 0
         self.skipped_replays = 0
         started = time.time()
-        for table in WRITE_ORDER:  # series exist from the start, so "stalled" can fire
+        for table in self.specs:  # series exist from the start, so "stalled" can fire
             metrics.sink_last_insert.labels(table=table).set(started)
             metrics.sink_errors.labels(table=table, kind="transient")
             metrics.sink_errors.labels(table=table, kind="permanent")
-
-    # -- input -----------------------------------------------------------------------------
-    def add_message(self, value: bytes | None, key: bytes | None, topic: str, partition: int,
-                    offset: int) -> None:
-        table, decoder = self.routes[topic]
-        try:
-            record, _ = decoder(value, topic)
-        except DecodeError as exc:
-            self.metrics.rejects.labels(topic=topic, reason=exc.code).inc()
-            record = _dead_letter((topic, partition, offset), key, value or b"", exc.code,
-                                  exc.message, None, None, None)
-            table = "dead_letters_raw"
-        if table == "readings_raw":
-            problem = ragged(record)
-            if problem is not None:  # permanent: the whole message goes to the dead letters
-                self.metrics.rejects.labels(topic=topic, reason="RAGGED_COLUMNS").inc()
-                src = record["source"]
-                record = _dead_letter((src["topic"], src["partition"], src["offset"]), key,
-                                      value or b"", "RAGGED_COLUMNS",
-                                      f"message on {topic}[{partition}]@{offset}: {problem}",
-                                      None, None, record.get("tag"))
-                table = "dead_letters_raw"
-        envelope = Envelope(record, topic, partition, offset, table)
-        rows = reading_count(record) if table == "readings_raw" else 1
-        self.add(envelope, topic, partition, offset, max(rows, 1))
 
     # -- output ----------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
@@ -108,7 +76,7 @@ class ClickHouseSink(BatchingSink):
     def _write(self, envelopes: list[Envelope]) -> None:
         version = time.time_ns() // 1_000_000
         now_s = version // 1000
-        sources = [source_of(e) for e in envelopes]
+        sources = [self.ledger.source_of(e) for e in envelopes]
         recorded = self._call("ledger", lambda: already_recorded(
             self.backend, {s for s in sources if s is not None}))
         kept: list[Envelope] = []
@@ -129,15 +97,15 @@ class ClickHouseSink(BatchingSink):
             by_table.setdefault(envelope.table, []).append(envelope)
         rejected: dict[int, int] = {}  # id(envelope) -> rows rejected
         sink_dead: list[Envelope] = []
-        for table in WRITE_ORDER:
+        for table in self.specs:
             rows = by_table.get(table, [])
-            if table == "dead_letters_raw":
+            if table == self.dead_table:
                 rows = rows + sink_dead
             if rows:
                 sink_dead += self._insert_table(table, rows, version, now_s, rejected)
         if ledgered:
-            cols = ledger_columns([(e, rejected.get(id(e), 0)) for e in ledgered],
-                                  version, now_s)
+            cols = self.ledger.columns([(e, rejected.get(id(e), 0)) for e in ledgered],
+                                       version, now_s)
             self._call("ledger", lambda: self.backend.insert("ledger", cols, LEDGER_TYPES))
 
     def _insert_table(self, table: str, envelopes: list[Envelope], version: int, now_s: int,
@@ -194,7 +162,7 @@ class ClickHouseSink(BatchingSink):
         raise AssertionError("unreachable")
 
     def _observe_latency(self, table: str, envelopes: Sequence[Envelope]) -> None:
-        field = EVENT_TIME[table]
+        field = self.specs[table].table.event_time
         now_ms = time.time() * 1000
         step = max(1, len(envelopes) // 32)
         hist = self.metrics.end_to_end_seconds.labels(table=table)
@@ -206,25 +174,29 @@ class ClickHouseSink(BatchingSink):
     def _rejected(self, table: str, envelopes: list[Envelope], cols: Columns,
                   bad: list[tuple[int, str]], rejected: dict[int, int]) -> list[Envelope]:
         owners: list[tuple[Envelope, int | None]] = []
+        columnar = self.specs[table].columnar
         for e in envelopes:
-            if table == "readings_raw":
-                owners.extend((e, i) for i in range(reading_count(e.record)))
+            if columnar:
+                owners.extend((e, i) for i in range(e.rows))
             else:
                 owners.append((e, None))
+        key_column = self.specs[table].order_by[-1]
         out = []
         for row, error in bad:
             envelope, index = owners[row]
             rejected[id(envelope)] = rejected.get(id(envelope), 0) + 1
             values = {name: _jsonable(values[row]) for name, values in cols.items()}
             src = envelope.record.get("source") or {}
-            where = ((src["topic"], src["partition"], src["offset"]) if src else
-                     (envelope.topic, envelope.partition, envelope.offset))
-            record_id = values.get("reading_id") or values.get(TABLES[table].order_by[0])
-            out.append(Envelope(_dead_letter(
+            where = (Source(src["topic"], src["partition"], src["offset"]) if src else
+                     Source(envelope.topic, envelope.partition, envelope.offset))
+            record_id = values.get(key_column)
+            out.append(Envelope(dead_letter(
                 where, None, json.dumps(values).encode(), "SINK_REJECTED",
-                f"ClickHouse rejected the row for {table}: {error}", index,
-                None if record_id is None else str(record_id), envelope.record.get("tag")),
-                envelope.topic, envelope.partition, envelope.offset, "dead_letters_raw"))
+                f"ClickHouse rejected the row for {table}: {error}", "sink",
+                time.time_ns() // 1_000_000, record_index=index,
+                record_id=None if record_id is None else str(record_id),
+                tag=envelope.record.get("tag")),
+                envelope.topic, envelope.partition, envelope.offset, self.dead_table))
         self.metrics.deadletter_writes.labels(stage="sink").inc(len(out))
         return out
 
@@ -233,14 +205,3 @@ def _jsonable(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
-
-
-def _dead_letter(where: tuple[str, int, int], key: bytes | None, value: bytes, code: str,
-                 message: str, index: int | None, record_id: str | None,
-                 tag: str | None) -> dict[str, Any]:
-    topic, partition, offset = where
-    return {"source": {"topic": topic, "partition": partition, "offset": offset,
-                       "schema_id": None},
-            "key": key, "value": value, "error_code": code, "error_message": message,
-            "stage": "sink", "record_index": index, "record_id": record_id,
-            "failed_at": time.time_ns() // 1_000_000, "tag": tag}

@@ -8,11 +8,14 @@ The SQL sticks to what 18.16 and current ClickHouse both accept (no CTEs, ANY LE
 
 from __future__ import annotations
 
-from sinks.clickhouse.schema import TABLES, Features
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
+from sinks.clickhouse.backend import Features
+from sinks.clickhouse.schema import TableSpec, table_specs
 
 SOURCE = "source_topic, source_partition, source_offset"
 
-# name -> (columns DDL, order by, partition by)
+# name -> (columns DDL, order by, partition by); each rollup reads one base table (below)
 ROLLUP_TABLES: dict[str, tuple[str, str, str]] = {
     "readings_1m": (
         "enterprise_id String, sensor_id String, region_code String, metric String, "
@@ -58,39 +61,17 @@ GROUP BY region_code, kind, declared_level, day, {SOURCE}"""),
 }
 
 
-def _cols(table: str, features: Features) -> str:
-    return ", ".join(n for n, _ in TABLES[table].columns(features) if n != "_version")
-
-
-def analyst_views(features: Features) -> dict[str, str]:
-    """View name -> SELECT (with ``{db}`` placeholders). Views show deduplicated state."""
-    v = {
-        "readings": f"SELECT {_cols('readings_raw', features)} FROM {{db}}.readings_raw FINAL",
-        "incident_reports": f"SELECT {_cols('incident_reports_raw', features)} "
-                            "FROM {db}.incident_reports_raw FINAL",
-        "incidents": f"SELECT {_cols('incident_reports_raw', features)} "
-                     "FROM {db}.incident_reports_raw FINAL "
-                     "ORDER BY incident_id, reported_at DESC, received_at DESC "
-                     "LIMIT 1 BY incident_id",
-        "hazard_versions": f"SELECT {_cols('hazards_raw', features)} "
-                           "FROM {db}.hazards_raw FINAL",
-        "hazards": f"SELECT {_cols('hazards_raw', features)} FROM {{db}}.hazards_raw FINAL "
-                   "ORDER BY hazard_id, version DESC LIMIT 1 BY hazard_id",
-        "alerts": f"SELECT {_cols('alerts_raw', features)} FROM {{db}}.alerts_raw FINAL",
-        "gateway_status": f"SELECT {_cols('gateway_status_raw', features)} "
-                          "FROM {db}.gateway_status_raw FINAL",
-        "gateway_state": f"SELECT {_cols('gateway_status_raw', features)} "
-                         "FROM {db}.gateway_status_raw FINAL "
-                         "ORDER BY gateway_id, changed_at DESC LIMIT 1 BY gateway_id",
-        "dead_letters": f"SELECT {_cols('dead_letters_raw', features)} "
-                        "FROM {db}.dead_letters_raw FINAL",
-        "sensor_minutes": """
+# rollup -> the base table its materialized view reads; analyst view -> the tables it reads
+ROLLUP_SOURCES = {"readings_1m": "readings_raw", "readings_1d": "readings_raw",
+                  "incidents_1d": "incident_reports_raw"}
+DERIVED_VIEWS: dict[str, tuple[frozenset[str], str]] = {
+    "sensor_minutes": (frozenset({"readings_1m"}), """
 SELECT enterprise_id, sensor_id, region_code, metric, unit, minute,
        min(value_min) AS min_value, max(value_max) AS max_value,
        sum(value_sum) / sum(n_readings) AS avg_value, sum(n_readings) AS readings
 FROM {db}.readings_1m FINAL
-GROUP BY enterprise_id, sensor_id, region_code, metric, unit, minute""",
-        "enterprise_days": """
+GROUP BY enterprise_id, sensor_id, region_code, metric, unit, minute"""),
+    "enterprise_days": (frozenset({"readings_1d", "gateway_status_raw"}), """
 SELECT enterprise_id, day, region_code, readings, late_readings, anomalous_readings,
        alarm_readings, gateways, offline_seconds,
        greatest(0, 1 - offline_seconds / (gateways * 86400)) AS online_ratio
@@ -105,13 +86,42 @@ FROM (
     FROM {db}.gateway_status_raw FINAL
     WHERE status = 'ONLINE'
     GROUP BY enterprise_id, day
-) AS o USING (enterprise_id, day)""",
-        "incident_days": """
+) AS o USING (enterprise_id, day)"""),
+    "incident_days": (frozenset({"incidents_1d"}), """
 SELECT region_code, kind, declared_level, day, uniqExact(incident_id) AS incidents,
        sum(n_reports) AS reports, sum(n_late) AS late_reports,
        max(max_deaths) AS deaths, max(max_missing) AS missing
 FROM {db}.incidents_1d FINAL
-GROUP BY region_code, kind, declared_level, day""",
-        "ledger_v": "SELECT * FROM {db}.ledger FINAL",
-    }
+GROUP BY region_code, kind, declared_level, day"""),
+}
+
+
+def rollups(catalog: Catalog | None = None) -> list[str]:
+    """The rollups whose base table the catalog has."""
+    tables = {t.name for t in (catalog or default_catalog()).tables()}
+    return [name for name, source in ROLLUP_SOURCES.items() if source in tables]
+
+
+def _cols(spec: TableSpec, features: Features) -> str:
+    return ", ".join(n for n, _ in spec.columns(features) if n != "_version")
+
+
+def analyst_views(features: Features, catalog: Catalog | None = None) -> dict[str, str]:
+    """View name -> SELECT (with ``{db}`` placeholders). Views show deduplicated state: the
+    catalog's views of each table (every row, or the latest per key), the views over the
+    rollups, and the ledger."""
+    v: dict[str, str] = {}
+    specs = table_specs(catalog)
+    for spec in specs.values():
+        for view in spec.table.views:
+            select = f"SELECT {_cols(spec, features)} FROM {{db}}.{spec.name} FINAL"
+            if view.latest_by:
+                order = ", ".join((*view.latest_by, *view.order))
+                select += f" ORDER BY {order} LIMIT 1 BY {', '.join(view.latest_by)}"
+            v[view.name] = select
+    present = set(specs) | set(rollups(catalog))
+    for name, (needs, select) in DERIVED_VIEWS.items():
+        if needs <= present:
+            v[name] = select
+    v["ledger_v"] = "SELECT * FROM {db}.ledger FINAL"
     return v

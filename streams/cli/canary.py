@@ -23,8 +23,8 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams import clients
+    from streams.canary.run import Canary
     from streams.policy import load_policy
-    from streams.worker.canary import Canary
 
     run_id = args.run_id or uuid.uuid4().hex[:10]
     canary = Canary(settings, clients.registry(settings),

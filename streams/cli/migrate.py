@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from sinks.clickhouse.client import ClickHouseError
+from sinks.clickhouse import ClickHouseError
 from sinks.clickhouse.migrations import migrate
 from sinks.store import open_store
 from streams.settings import Settings

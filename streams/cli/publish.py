@@ -18,19 +18,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from schemas.catalog import PUBLISH_TYPES, TOPICS
+from schemas.catalog import default_catalog
+from schemas.catalog.model import resolve
 from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SerializationContext
 from streams.policy import Policy, load_policy
 from streams.publisher.producer import avro_body, make_producer
 from streams.records.reader import Row, envelopes, read_rows, validate
-from streams.records.rules import CHECKS, Violation
+from streams.records.rules import Violation
 from streams.settings import Settings
 
 SHOWN = 100   # rejects printed to the terminal; the rejects file has them all
 
 
 def add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", required=True, choices=list(PUBLISH_TYPES), dest="kind",
+    parser.add_argument("--type", required=True, choices=default_catalog().type_names(),
+                        dest="kind",
                         help="record type of the file")
     parser.add_argument("file", help="JSON Lines, JSON array or CSV file")
     parser.add_argument("--skip-invalid", action="store_true",
@@ -57,18 +59,19 @@ class Prepared:
 def prepare(path: str | Path, kind: str, policy: Policy | None, now_ms: int,
             batch_size: int = 100, max_bytes: int = MAX_MESSAGE_BYTES) -> Prepared:
     """Read and validate the whole file; ``policy`` None skips the semantic rules."""
-    topic = PUBLISH_TYPES[kind]
-    record = TOPICS[topic].record
-    out = Prepared(topic)
+    spec = default_catalog().type(kind)
+    record = spec.input.record
+    checks = resolve(spec.checks)
+    out = Prepared(spec.input.name)
     flat: list[Row] = []
-    for row in validate(read_rows(path), record):
+    for row in validate(read_rows(path), record, spec.flat_items):
         out.read += 1
         if not row.errors and policy is not None:
             assert row.record is not None
-            found = CHECKS[record](row.record, policy, now_ms)
+            found = checks(row.record, policy, now_ms)
             if row.flat_reading:
-                found = [Violation(v.field.removeprefix("readings[0]."), v.code, v.message)
-                         for v in found]
+                found = [Violation(v.field.removeprefix(f"{spec.flat_items}[0]."), v.code,
+                                   v.message) for v in found]
             row.errors = found
         if row.errors:
             out.rejects.append(row)
@@ -77,7 +80,8 @@ def prepare(path: str | Path, kind: str, policy: Policy | None, now_ms: int,
         else:
             assert row.record is not None
             out.messages.append((row.record, [row]))
-    out.messages += envelopes(flat, batch_size, now_ms)
+    if flat:
+        out.messages += envelopes(flat, batch_size, now_ms, record, spec.flat_items)
     kept = []
     for obj, rows in out.messages:
         size = 5 + len(avro_body(record, obj))
@@ -114,7 +118,7 @@ def report_rejects(prepared: Prepared, path: str, rejects_path: Path | None,
 def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
          timeout: float) -> tuple[int, int]:
     """Produce every prepared message; returns (delivered, failed)."""
-    spec = TOPICS[prepared.topic]
+    spec = default_catalog().topic(prepared.topic)
     full = settings.topic(prepared.topic)
     serializer = AvroSerializer(registry)
     ctx = SerializationContext(full, spec.record)
@@ -127,7 +131,7 @@ def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
 
     for obj, _ in prepared.messages:
         value = serializer(obj, ctx)
-        key = str(obj[spec.key_field]).encode()
+        key = str(obj[spec.key]).encode()
         while True:
             try:
                 producer.produce(full, value=value, key=key, on_delivery=report)

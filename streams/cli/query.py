@@ -8,7 +8,7 @@ import json
 import sys
 from typing import Any
 
-from sinks.clickhouse.client import ClickHouseError, QueryResult
+from sinks.clickhouse import ClickHouseError, QueryResult
 from sinks.store import open_store
 from streams.settings import Settings
 

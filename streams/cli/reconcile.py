@@ -8,16 +8,18 @@ import argparse
 import sys
 import uuid
 
-from sinks.clickhouse.client import ClickHouseError
-from sinks.reconcile import INPUT_TOPICS, reconcile, report_lines
+from schemas.catalog import default_catalog
+from sinks.clickhouse import ClickHouseError
+from sinks.reconcile import reconcile, report_lines
 from sinks.store import open_store
 from streams import clients
 from streams.settings import Settings
 
 
 def add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--topics", nargs="*", default=list(INPUT_TOPICS),
-                        help="logical input topics (default: telemetry incidents hazards)")
+    ledgered = [kind.input.name for kind in default_catalog().ledgered]
+    parser.add_argument("--topics", nargs="*", default=ledgered,
+                        help=f"logical input topics (default: {' '.join(ledgered)})")
 
 
 def watermarks(settings: Settings, topics: list[str], timeout: float = 10.0
@@ -52,7 +54,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if backend is None:
         return 1
     try:
-        checks = reconcile(backend, marks)
+        catalog = default_catalog()
+        kinds = {settings.topic(kind.input.name): kind for kind in catalog.ledgered}
+        unknown = [t for t in args.topics if settings.topic(t) not in kinds]
+        if unknown:
+            print(f"ebi reconcile: not a ledgered input topic: {', '.join(unknown)}",
+                  file=sys.stderr)
+            return 2
+        checks = reconcile(backend, marks, kinds)
     except ClickHouseError as exc:
         print(f"ebi reconcile: {exc}", file=sys.stderr)
         return 1

@@ -11,7 +11,7 @@ import datetime as dt
 import re
 import sys
 
-from sinks.clickhouse.client import ClickHouseError
+from sinks.clickhouse import ClickHouseError
 from sinks.store import open_store
 from streams.cli.query import render
 from streams.settings import Settings

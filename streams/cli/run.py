@@ -13,14 +13,13 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
+from schemas.catalog import default_catalog
 from streams import clients
 from streams.settings import Settings
 from streams.stack import Stack, StackError
 from streams.stack.process import free_port, port_free
 
 RESTART_EXIT = 75  # `ebi worker`: an offset gap or stall was detected; run it again
-INPUTS = ("telemetry", "heartbeats", "hazards", "incidents")
-OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "alerts", "deadletter")
 
 
 def add(parser: argparse.ArgumentParser) -> None:
@@ -102,17 +101,22 @@ def _scrape(port: int, name: str) -> float:
 
 
 def _report(settings: Settings, sink: Child | None, progress: Progress) -> None:
+    catalog = default_catalog()
+    inputs = tuple(kind.input.name for kind in catalog.processed)
+    clean = tuple(kind.clean.name for kind in catalog.processed if kind.clean is not None)
+    alerts = catalog.output("alert").topic.name
+    dead = catalog.output("deadletter").topic.name
     try:
-        counts = _watermarks(settings, INPUTS + OUTPUTS)
+        counts = _watermarks(settings, (*inputs, *clean, alerts, dead))
     except Exception as exc:  # progress is best effort; the job goes on
         print(f"  progress unavailable: {exc}", flush=True)
         return
     rows = _scrape(sink.metrics_port, "ebi_sink_rows_total") if sink else 0.0
     elapsed = time.monotonic() - progress.started
-    published = sum(counts[t] for t in INPUTS)
-    processed = counts["telemetry.clean"] + counts["incidents.clean"] + counts["hazards.clean"]
+    published = sum(counts[t] for t in inputs)
+    processed = sum(counts[t] for t in clean)
     print(f"[{elapsed:6.0f}s] published {published:>9,} msgs | processed {processed:>9,} | "
-          f"alerts {counts['alerts']:>6,} | dead letters {counts['deadletter']:>6,} | "
+          f"alerts {counts[alerts]:>6,} | dead letters {counts[dead]:>6,} | "
           f"rows in ClickHouse {rows:>11,.0f}", flush=True)
 
 

@@ -16,7 +16,7 @@ import sys
 from typing import Any, TextIO
 
 from schemas import compat
-from schemas.catalog import TOPICS, schema_text, subject
+from schemas.catalog import default_catalog, subject
 from schemas.registry import COMPATIBILITY
 from streams.settings import Settings
 
@@ -33,11 +33,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams import clients
 
     registry = clients.registry(settings)
-    topics = args.topics or list(TOPICS)
-    unknown = [t for t in topics if t not in TOPICS]
+    known = [t.name for t in default_catalog().all_topics()]
+    topics = args.topics or known
+    unknown = [t for t in topics if t not in known]
     if unknown:
         print(f"ebi schemas: unknown topic(s) {', '.join(unknown)}; known: "
-              f"{', '.join(TOPICS)}", file=sys.stderr)
+              f"{', '.join(known)}", file=sys.stderr)
         return 2
     if args.action == "register":
         return register(settings, registry, topics)
@@ -49,10 +50,15 @@ def register(settings: Settings, registry: Any, topics: list[str],
     out = out or sys.stdout
     for name in topics:
         subj = subject(settings.topic(name))
-        schema_id = registry.register(subj, schema_text(TOPICS[name].record))
+        schema_id = registry.register(subj, _text(name))
         registry.set_compatibility(subj, COMPATIBILITY)
         print(f"{subj} -> {schema_id}", file=out)
     return 0
+
+
+def _text(topic: str) -> str:
+    catalog = default_catalog()
+    return catalog.schemas.text(catalog.topic(topic).record)
 
 
 def registered_versions(registry: Any, subj: str) -> list[tuple[int, str]]:
@@ -77,7 +83,7 @@ def check(settings: Settings, registry: Any, topics: list[str],
     failed = 0
     for name in topics:
         subj = subject(settings.topic(name))
-        text = schema_text(TOPICS[name].record)
+        text = _text(name)
         versions = registered_versions(registry, subj)
         if not versions:
             print(f"{subj}: not registered yet, nothing to check", file=out)
@@ -85,8 +91,9 @@ def check(settings: Settings, registry: Any, topics: list[str],
         problems = compat.check(text, versions, mode)
         remote = registry.is_compatible(subj, text)
         if not remote and not problems:
-            problems = [f"{TOPICS[name].record}: the registry reports the local schema "
-                        f"incompatible with {subj} ({COMPATIBILITY})"]
+            record = default_catalog().topic(name).record
+            problems = [f"{record}: the registry reports the local schema incompatible with "
+                        f"{subj} ({COMPATIBILITY})"]
         if problems:
             failed += 1
             for line in problems:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from streams.policy import load_policy
 from streams.publisher.producer import make_producer
@@ -77,8 +77,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     start_ms = int(time.time() * 1000)
     serializer = AvroSerializer(clients.registry(settings))
+    catalog = default_catalog()
     sim = Simulator(config(args, start_ms), load_policy(settings.policy_file or None),
-                    header=lambda t: serializer.header(settings.topic(t), TOPICS[t].record))
+                    header=lambda t: serializer.header(settings.topic(t),
+                                                       catalog.topic(t).record))
     truth_path = Path(args.truth or settings.data_dir / "simulate" /
                       f"truth-{args.seed}-{start_ms}.jsonl")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
@@ -91,13 +93,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     wall0 = time.monotonic()
     registered = False
+    reference = {kind.input.name for kind in catalog.reference}
     for topic, key, value, _ in sim:
-        if not registered and topic not in ("enterprises", "sensors"):
+        if not registered and topic not in reference:
             producer.flush(30)   # reference data first, so the worker knows every sensor
             registered = True
         if not isinstance(value, bytes):
-            spec = TOPICS[topic]
-            value = serializer(value, SerializationContext(settings.topic(topic), spec.record))
+            value = serializer(value, SerializationContext(settings.topic(topic),
+                                                           catalog.topic(topic).record))
         while True:
             try:
                 producer.produce(settings.topic(topic), value=value, key=key.encode(),

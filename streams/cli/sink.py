@@ -13,7 +13,7 @@ import sys
 import time
 from types import FrameType
 
-from sinks.clickhouse.client import ClickHouseError, SchemaError
+from sinks.clickhouse import ClickHouseError, SchemaError
 from sinks.clickhouse.migrations import migrate
 from sinks.store import open_store
 from streams.settings import Settings
@@ -28,11 +28,10 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.catalog import TOPICS
-    from sinks.clickhouse.encoding import RecordDecoder
-    from sinks.clickhouse.schema import TOPIC_TABLES
+    from schemas.catalog import default_catalog
+    from sinks.clickhouse.encoding import EnvelopeDecoder
     from sinks.clickhouse.sink import ClickHouseSink
-    from sinks.consumer import CONSUMER_CONFIG, SINK_TOPICS, SinkLoop
+    from sinks.consumer import CONSUMER_CONFIG, SinkLoop
     from streams import clients
     from streams.httpserver import Heartbeat, StatusServer
     from streams.metrics import Metrics
@@ -57,18 +56,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         backend.close()
         print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
-    registry = clients.registry(settings)
-    routes = {settings.topic(t): (TOPIC_TABLES[t], RecordDecoder(registry, TOPICS[t].record))
-              for t in SINK_TOPICS}
+    catalog = default_catalog()
     metrics = Metrics.create()
-    sink = ClickHouseSink(backend, routes, metrics, settings.sink_batch_rows,
-                          settings.sink_batch_seconds)
+    decoder = EnvelopeDecoder(catalog, clients.registry(settings), settings.topic,
+                              lambda topic, code: metrics.rejects.labels(topic, code).inc())
+    sink = ClickHouseSink(backend, metrics, settings.sink_batch_rows,
+                          settings.sink_batch_seconds, catalog=catalog)
     heartbeat = Heartbeat(max_age=60)
     server = StatusServer.from_settings(
         settings, "sink", metrics.registry, heartbeat=heartbeat,
         checks={"clickhouse": ClickHouseCheck(lambda: not sink.failures)})
     consumer = clients.consumer(settings, settings.sink_group, **CONSUMER_CONFIG)
-    loop = SinkLoop(consumer, sink, metrics, settings.sink_group, list(routes),
+    loop = SinkLoop(consumer, sink, decoder, metrics, settings.sink_group, decoder.topics(),
                     max_buffered_rows=4 * settings.sink_batch_rows, on_cycle=heartbeat.beat)
     stop = {"now": False}
 

@@ -1,4 +1,4 @@
-"""Shared pieces of the processors: source coordinates, outputs, alerts and dead letters.
+"""Shared pieces of the processors: outputs, alerts, replay checks and canary tags.
 
 Alert ids are deterministic (sha1 of type, subject and the event that caused the alert), so a
 message processed twice after a crash raises the same alert id and the sink keeps one.
@@ -13,45 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.records import PARTITION_SHIFT, Record, Source
 from streams.records.rules import Violation
-
-Record = dict[str, Any]
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
 LEVEL_RANK = {name: rank for rank, name in enumerate(LEVELS)}
-# Source coordinates packed into one int (partition in the high bits) for compact state.
-PARTITION_SHIFT = 1 << 40
 CANARY_PREFIX = "canary-"
-
-
-@dataclass(frozen=True, slots=True)
-class Source:
-    """Where an input message was read, and when it arrived (Kafka timestamp, ms)."""
-
-    topic: str
-    partition: int
-    offset: int
-    schema_id: int | None = None
-    timestamp_ms: int = 0
-
-    @property
-    def packed(self) -> int:
-        return self.partition * PARTITION_SHIFT + self.offset
-
-    def record(self) -> Record:
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "schema_id": self.schema_id}
-
-    def where(self) -> str:
-        return f"{self.topic}[{self.partition}]@{self.offset}"
-
-    def with_schema(self, schema_id: int | None) -> Source:
-        return Source(self.topic, self.partition, self.offset, schema_id, self.timestamp_ms)
-
-
-def unpack(packed: int) -> tuple[int, int]:
-    """(partition, offset) from :attr:`Source.packed`."""
-    return packed // PARTITION_SHIFT, packed % PARTITION_SHIFT
 
 
 def arrival_ms(source: Source, now_ms: int) -> int:
@@ -124,16 +91,6 @@ def make_alert(alert_type: str, subject_type: str, subject_id: str, event_ms: in
         "raised_at": now_ms, "event_time": event_ms, "value": value, "threshold": threshold,
         "message": message,
         "tag": tag if tag is not None else canary_tag(subject_id, enterprise_id),
-    }
-
-
-def dead_letter(source: Source, key: bytes | None, value: bytes, error_code: str,
-                message: str, stage: str, now_ms: int, *, record_index: int | None = None,
-                record_id: str | None = None, tag: str | None = None) -> Record:
-    return {
-        "source": source.record(), "key": key, "value": value, "error_code": error_code,
-        "error_message": message, "stage": stage, "record_index": record_index,
-        "record_id": record_id, "failed_at": now_ms, "tag": tag,
     }
 
 

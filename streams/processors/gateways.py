@@ -23,23 +23,20 @@ intervals. Two paths decide it, with the same deterministic ids (the OFFLINE cha
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
+from schemas.records import Record, Source, dead_letter
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.common import (
-    Outputs,
-    Record,
-    Source,
-    already_applied,
-    arrival_ms,
-    canary_tag,
-    dead_letter,
-)
+from streams.processors.common import Outputs, already_applied, arrival_ms, canary_tag
 from streams.processors.common import make_alert as _alert
 from streams.processors.reference import ReferenceData
 from streams.records.rules import check_heartbeat
+
+if TYPE_CHECKING:
+    from streams.processors.base import StateStore
+    from streams.processors.context import ProcessorContext
 
 GatewayState = dict[str, Any]
 
@@ -165,6 +162,61 @@ class GatewayMonitor:
         """Total online time of a gateway known to this worker, up to ``now_ms``."""
         current = max(0, now_ms - state["os"]) if state["on"] else 0
         return int(state.get("up", 0)) + current
+
+
+class HeartbeatProcessor:
+    """Heartbeats keep a gateway alive (the state is the gateway's, shared with telemetry)."""
+
+    def __init__(self, ctx: ProcessorContext) -> None:
+        self.monitor = ctx.gateways
+        self.reference = ctx.reference
+
+    def process(self, beat: Record, source: Source, key: bytes | None, value: bytes,
+                state: GatewayState | None, now_ms: int) -> tuple[Outputs, GatewayState | None]:
+        return self.monitor.heartbeat(beat, source, key, value, state, now_ms)
+
+    def missing_reference(self, beat: Record) -> bool:
+        return beat["enterprise_id"] not in self.reference.enterprises
+
+
+class GatewayClock:
+    """The periodic part: gateways gone silent, and the online/offline gauges (per province
+    for the regional offline-spike alert; bounded: ~34 values)."""
+
+    def __init__(self, ctx: ProcessorContext) -> None:
+        self.monitor = ctx.gateways
+        self.reference = ctx.reference
+        self.metrics = ctx.metrics
+        self._provinces: set[str] = set()
+
+    def tick(self, store: StateStore, now_ms: int,
+             trusted: Callable[[int | None], bool]) -> tuple[Outputs, list[bytes]]:
+        out = Outputs()
+        changed: list[bytes] = []
+        online = offline = 0
+        offline_by_province: dict[str, int] = {}
+        enterprises = self.reference.enterprises
+        for key in store.owned_keys():
+            state = store.get(key)
+            if state is None or state["e"] not in enterprises:
+                continue      # enterprise deregistered (e.g. a finished canary): not watched
+            if trusted(store.partition_of(key)):
+                res = self.monitor.check_silence(key.decode(), state, now_ms)
+                if res.statuses:
+                    out.extend(res)
+                    changed.append(key)
+            if state["on"]:
+                online += 1
+            else:
+                offline += 1
+                province = enterprises[state["e"]].region_code[:2]
+                offline_by_province[province] = offline_by_province.get(province, 0) + 1
+        self.metrics.gateways.labels("online").set(online)
+        self.metrics.gateways.labels("offline").set(offline)
+        self._provinces |= offline_by_province.keys()
+        for province in self._provinces:
+            self.metrics.gateways_offline.labels(province).set(offline_by_province.get(province, 0))
+        return out, changed
 
 
 def enterprise_online_seconds(states: Iterable[GatewayState], now_ms: int) -> dict[str, float]:

@@ -9,33 +9,34 @@ late is kept (ClickHouse keeps the highest version).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streams.metrics import Metrics
-from streams.policy import Policy
+from schemas.records import Record, Source, dead_letter
 from streams.processors.common import (
     Outputs,
-    Record,
-    Source,
     already_applied,
     arrival_ms,
     canary_tag,
-    dead_letter,
     make_alert,
     rejection,
 )
-from streams.processors.reference import ReferenceData
 from streams.records.rules import check_hazard
+
+if TYPE_CHECKING:
+    from streams.processors.context import ProcessorContext
 
 HazardState = dict[str, Any]
 VERSIONS = 32
 
 
 class HazardProcessor:
-    def __init__(self, policy: Policy, reference: ReferenceData, metrics: Metrics) -> None:
-        self.policy = policy
-        self.reference = reference
-        self.metrics = metrics
+    def __init__(self, ctx: ProcessorContext) -> None:
+        self.policy = ctx.policy
+        self.reference = ctx.reference
+        self.metrics = ctx.metrics
+
+    def missing_reference(self, rec: Record) -> bool:
+        return rec["enterprise_id"] not in self.reference.enterprises
 
     def process(self, rec: Record, source: Source, key: bytes | None, value: bytes,
                 state: HazardState | None, now_ms: int) -> tuple[Outputs, HazardState | None]:

@@ -16,24 +16,25 @@ duplicate: it advances the incident.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from streams.metrics import Metrics
-from streams.policy import Policy
+from schemas.records import Record, Source, dead_letter
 from streams.processors.common import (
     LEVEL_RANK,
     LEVELS,
     Outputs,
-    Record,
-    Source,
     already_applied,
     arrival_ms,
     canary_tag,
-    dead_letter,
     make_alert,
     rejection,
 )
 from streams.records.rules import FIGURES, check_incident, implied_level
+
+if TYPE_CHECKING:
+    from streams.processors.base import StateStore
+    from streams.processors.context import ProcessorContext
 
 IncidentState = dict[str, Any]
 CASUALTIES = ("deaths", "serious_injuries")
@@ -42,9 +43,9 @@ FLAG_ALERTS = ("SUSPECTED_CONCEALMENT", "FIGURE_JUMP", "FIGURE_DROP", "CASUALTIE
 
 
 class IncidentProcessor:
-    def __init__(self, policy: Policy, metrics: Metrics) -> None:
-        self.policy = policy
-        self.metrics = metrics
+    def __init__(self, ctx: ProcessorContext) -> None:
+        policy = self.policy = ctx.policy
+        self.metrics = ctx.metrics
         self.horizon_ms = int(policy.incident_dedup_horizon.total_seconds() * 1000)
         self.warn_ms = int(policy.warn_before.total_seconds() * 1000)
         self.close_after_final = bool(policy.raw.get("clocks", {}).get("close_after_final",
@@ -214,4 +215,31 @@ class IncidentProcessor:
         return bool(state.get("closed")) and now_ms - state.get("lr", 0) > self.horizon_ms
 
 
-__all__ = ["LEVELS", "IncidentProcessor", "IncidentState"]
+class IncidentClock:
+    """The periodic part: deadline clocks of open incidents, and their gauges."""
+
+    def __init__(self, ctx: ProcessorContext) -> None:
+        self.incidents = IncidentProcessor(ctx)
+        self.metrics = ctx.metrics
+
+    def tick(self, store: StateStore, now_ms: int,
+             trusted: Callable[[int | None], bool]) -> tuple[Outputs, list[bytes]]:
+        out = Outputs()
+        changed: list[bytes] = []
+        open_, overdue = 0, 0
+        for key in store.owned_keys():
+            state = store.get(key)
+            if state is None or state.get("closed"):
+                continue
+            open_ += 1
+            overdue += 1 if self.incidents.overdue(state, now_ms) else 0
+            res = self.incidents.check_clock(key.decode(), state, now_ms)
+            if res.alerts:
+                out.extend(res)
+                changed.append(key)
+        self.metrics.open_incidents.set(open_)
+        self.metrics.reports_overdue.set(overdue)
+        return out, changed
+
+
+__all__ = ["LEVELS", "IncidentClock", "IncidentProcessor", "IncidentState"]

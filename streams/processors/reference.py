@@ -1,9 +1,9 @@
 """Reference data: registered enterprises and sensors, from the compacted topics.
 
 Every worker keeps all of it in memory (it is small: one entry per sensor), fed by a reader
-over all partitions of the ``enterprises`` and ``sensors`` topics (see
-:mod:`streams.worker.reference`). A sensor's alarm limits are resolved against the policy
-defaults once, when its registration arrives, not per reading.
+over all partitions of the reference topics (see :mod:`streams.worker.reference`). A
+sensor's alarm limits are resolved against the policy defaults once, when its registration
+arrives, not per reading.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.catalog.declarations import ENTERPRISE, SENSOR
+from schemas.catalog.model import RecordType, resolve
 from streams.policy import Policy
-from streams.records.rules import check_enterprise, check_sensor
 
 log = logging.getLogger(__name__)
 
@@ -39,70 +40,78 @@ class EnterpriseRef:
     industry: str
 
 
+def sensor_ref(policy: Policy, record: dict[str, Any]) -> SensorRef:
+    """A sensor registration with its alarm limits resolved against the policy defaults."""
+    metric = str(record["metric"])
+    defaults = policy.metrics.get(metric)
+    one, two = record.get("alarm_level1"), record.get("alarm_level2")
+    if one is None:
+        one = defaults.alarm_level1 if defaults else INF
+    if two is None:
+        two = defaults.alarm_level2 if defaults else INF
+    return SensorRef(str(record["sensor_id"]), str(record["enterprise_id"]),
+                     str(record["gateway_id"]), metric, str(record["unit"]),
+                     float(one), float(max(one, two)))
+
+
+def enterprise_ref(policy: Policy, record: dict[str, Any]) -> EnterpriseRef:
+    return EnterpriseRef(str(record["enterprise_id"]), str(record.get("name", "")),
+                         str(record["region_code"]), str(record.get("industry", "")))
+
+
 class ReferenceData:
-    """In-memory maps of the registered enterprises and sensors."""
+    """In-memory maps of the registered enterprises and sensors, filled from the record
+    types the catalog declares as reference data (``RecordType.reference``)."""
 
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         self.sensors: dict[str, SensorRef] = {}
         self.enterprises: dict[str, EnterpriseRef] = {}
         self.ignored = 0      # registrations that failed their checks
+        self._resolved: dict[str, tuple[Any, Any]] = {}
 
-    def sensor_ref(self, record: dict[str, Any]) -> SensorRef:
-        metric = str(record["metric"])
-        defaults = self.policy.metrics.get(metric)
-        one, two = record.get("alarm_level1"), record.get("alarm_level2")
-        if one is None:
-            one = defaults.alarm_level1 if defaults else INF
-        if two is None:
-            two = defaults.alarm_level2 if defaults else INF
-        return SensorRef(str(record["sensor_id"]), str(record["enterprise_id"]),
-                         str(record["gateway_id"]), metric, str(record["unit"]),
-                         float(one), float(max(one, two)))
+    def _table(self, kind: RecordType) -> dict[str, Any]:
+        assert kind.reference is not None, f"{kind.name} is not reference data"
+        table: dict[str, Any] = getattr(self, kind.reference.table)
+        return table
 
-    def put_sensor(self, record: dict[str, Any], now_ms: int) -> bool:
-        problems = check_sensor(record, self.policy, now_ms)
-        problems = [p for p in problems if p.code != "FUTURE_EVENT_TIME"]
-        if problems:
-            self.ignored += 1
-            log.warning("sensor %s ignored: %s", record.get("sensor_id"),
-                        "; ".join(p.line() for p in problems))
-            return False
-        ref = self.sensor_ref(record)
-        self.sensors[ref.sensor_id] = ref
-        return True
+    def _functions(self, kind: RecordType) -> tuple[Any, Any]:
+        found = self._resolved.get(kind.name)
+        if found is None:
+            assert kind.reference is not None
+            found = self._resolved[kind.name] = (resolve(kind.checks),
+                                                 resolve(kind.reference.build))
+        return found
 
-    def put_enterprise(self, record: dict[str, Any], now_ms: int) -> bool:
-        problems = [p for p in check_enterprise(record, self.policy, now_ms)
+    def put(self, kind: RecordType, record: dict[str, Any], now_ms: int) -> bool:
+        """Check and keep one registration; False (logged, counted) when it fails its checks.
+        A registration dated in the future is kept: its validity does not depend on when."""
+        checks, build = self._functions(kind)
+        problems = [p for p in checks(record, self.policy, now_ms)
                     if p.code != "FUTURE_EVENT_TIME"]
+        key = record.get(kind.input.key)
         if problems:
             self.ignored += 1
-            log.warning("enterprise %s ignored: %s", record.get("enterprise_id"),
+            log.warning("%s %s ignored: %s", kind.name, key,
                         "; ".join(p.line() for p in problems))
             return False
-        ref = EnterpriseRef(str(record["enterprise_id"]), str(record.get("name", "")),
-                            str(record["region_code"]), str(record.get("industry", "")))
-        self.enterprises[ref.enterprise_id] = ref
+        self._table(kind)[str(key)] = build(self.policy, record)
         return True
 
-    def delete(self, logical_topic: str, key: str) -> None:
-        """A tombstone on a compacted topic removes the registration."""
-        if logical_topic == "sensors":
-            self.sensors.pop(key, None)
-        elif logical_topic == "enterprises":
-            self.enterprises.pop(key, None)
-
-    def apply(self, logical_topic: str, key: str | None, record: dict[str, Any] | None,
+    def apply(self, kind: RecordType, key: str | None, record: dict[str, Any] | None,
               now_ms: int) -> bool:
+        """A registration, or a tombstone (``record`` None) that removes one."""
         if record is None:
             if key is not None:
-                self.delete(logical_topic, key)
+                self._table(kind).pop(key, None)
             return True
-        if logical_topic == "sensors":
-            return self.put_sensor(record, now_ms)
-        if logical_topic == "enterprises":
-            return self.put_enterprise(record, now_ms)
-        raise ValueError(f"{logical_topic} is not a reference topic")
+        return self.put(kind, record, now_ms)
+
+    def put_sensor(self, record: dict[str, Any], now_ms: int) -> bool:
+        return self.put(SENSOR, record, now_ms)
+
+    def put_enterprise(self, record: dict[str, Any], now_ms: int) -> bool:
+        return self.put(ENTERPRISE, record, now_ms)
 
     def region_of(self, enterprise_id: str) -> str:
         ref = self.enterprises.get(enterprise_id)

@@ -5,7 +5,7 @@ the clean topic (accepted readings with their flags, counts of readings in, dupl
 rejects), one dead letter per bad reading, and the alerts. Per-reading work is plain Python
 over dicts; metrics are counted once per envelope.
 
-The clean output is columnar (:mod:`.columns`): the accepted readings are appended field by
+The clean output is columnar (:mod:`schemas.columns`): the accepted readings are appended field by
 field to parallel lists, never built as one dict per reading; a reading gets a ``flags`` entry
 only when it is late, at an alarm level or anomalous.
 
@@ -35,44 +35,48 @@ reprocessed envelope gets the same flags.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from streams.metrics import Metrics
-from streams.policy import Policy
+from schemas.columns import empty_columns
+from schemas.records import Record, Source, dead_letter
 from streams.processors import dedup
 from streams.processors.anomalies import SensorScorer, new_sensor_state
-from streams.processors.columns import empty_columns
 from streams.processors.common import (
     Outputs,
-    Record,
-    Source,
     already_applied,
     arrival_ms,
     canary_tag,
-    dead_letter,
     make_alert,
 )
-from streams.processors.gateways import GatewayMonitor, GatewayState, new_gateway_state
-from streams.processors.reference import ReferenceData
+from streams.processors.gateways import GatewayState, new_gateway_state
 from streams.records.rules import check_reading
+
+if TYPE_CHECKING:
+    from streams.processors.context import ProcessorContext
 
 SEQUENCE_RING = 8
 
 
 class TelemetryProcessor:
-    def __init__(self, policy: Policy, reference: ReferenceData, metrics: Metrics,
-                 gateways: GatewayMonitor, ring_size: int = 32) -> None:
-        self.policy = policy
-        self.reference = reference
-        self.metrics = metrics
-        self.gateways = gateways
+    def __init__(self, ctx: ProcessorContext) -> None:
+        policy = self.policy = ctx.policy
+        self.reference = ctx.reference
+        self.metrics = ctx.metrics
+        self.gateways = ctx.gateways
         self.scorer = SensorScorer(policy)
-        self.ring_size = ring_size
+        self.ring_size = ctx.ring_size
         self.skew_ms = int(policy.max_future_skew.total_seconds() * 1000)
         self.horizon_ms = int(policy.telemetry_dedup_horizon.total_seconds() * 1000)
         # metric -> (unit, low, high, late_after_ms)
         self.limits = {name: (m.unit, m.low, m.high, int(m.late_after.total_seconds() * 1000))
                        for name, m in policy.metrics.items()}
+
+    def missing_reference(self, env: Record) -> bool:
+        """The envelope names an enterprise or a sensor this worker does not know (yet)."""
+        if env["enterprise_id"] not in self.reference.enterprises:
+            return True
+        sensors = self.reference.sensors
+        return any(r["sensor_id"] not in sensors for r in env["readings"])
 
     def process(self, env: Record, source: Source, key: bytes | None, value: bytes,
                 state: GatewayState | None, now_ms: int) -> tuple[Outputs, GatewayState | None]:

@@ -20,7 +20,8 @@ from typing import Any
 
 import fastavro
 
-from schemas.catalog import TOPICS, parsed
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog, SchemaStore
 from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SchemaSource
 from streams import clients
 from streams.metrics import Metrics
@@ -50,9 +51,10 @@ def make_producer(settings: Settings, **overrides: Any) -> Any:
     return clients.producer(settings, **producer_config(settings, **overrides))
 
 
-def avro_body(record: str, obj: dict[str, Any]) -> bytes:
+def avro_body(record: str, obj: dict[str, Any], schemas: SchemaStore | None = None) -> bytes:
+    """The Avro body of ``obj`` (no Confluent header)."""
     out = io.BytesIO()
-    fastavro.schemaless_writer(out, parsed(record), obj)
+    fastavro.schemaless_writer(out, (schemas or default_catalog().schemas).parsed(record), obj)
     return out.getvalue()
 
 
@@ -63,10 +65,12 @@ class GatewayPublisher:
 
     def __init__(self, settings: Settings, spool_dir: str | Path, registry: SchemaSource,
                  *, spool_max_bytes: int = 256 * 1024 * 1024, metrics: Metrics | None = None,
-                 producer: Any = None, config: dict[str, Any] | None = None) -> None:
+                 producer: Any = None, config: dict[str, Any] | None = None,
+                 catalog: Catalog | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog or default_catalog()
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
-        self.serializer = AvroSerializer(registry)
+        self.serializer = AvroSerializer(registry, self.catalog.schemas)
         self.metrics = metrics
         self.producer = producer or make_producer(settings, **(config or {}))
         self._cursor = self.spool.checkpoint   # next seq to hand to the producer
@@ -83,13 +87,13 @@ class GatewayPublisher:
         return self.publish_many(topic, [record])[0]
 
     def publish_many(self, topic: str, records: list[dict[str, Any]]) -> list[int]:
-        spec = TOPICS[topic]
+        spec = self.catalog.topic(topic)
         full = self.settings.topic(topic)
         items = []
         for obj in records:
-            key = obj.get(spec.key_field) if spec.key_field else None
+            key = obj.get(spec.key) if spec.key else None
             items.append((full, spec.record, None if key is None else str(key).encode(),
-                          avro_body(spec.record, obj)))
+                          avro_body(spec.record, obj, self.catalog.schemas)))
         return self.spool.append_many(items)
 
     # -- sending --------------------------------------------------------------------------

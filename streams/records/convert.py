@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import copy
 import difflib
-import json
 from collections.abc import Mapping
 from datetime import datetime
 from functools import cache
 from typing import Any
 
-from schemas.catalog import schema_text
+from schemas.catalog import default_catalog
 from streams.records.rules import Violation
 
 MIN_MILLIS = 946_684_800_000      # 2000-01-01: smaller values are seconds or garbage
@@ -28,7 +27,13 @@ _INT_LIMITS = {"int": 2**31, "long": 2**63}
 
 @cache
 def _schema(record: str) -> Any:
-    return json.loads(schema_text(record))
+    return default_catalog().schemas.json(record)
+
+
+def record_fields(record: str) -> list[dict[str, Any]]:
+    """The top-level fields of a record's schema (JSON, as in its .avsc)."""
+    fields: list[dict[str, Any]] = _schema(record)["fields"]
+    return fields
 
 
 def convert(record: str, data: Any, from_text: bool = False) -> tuple[dict[str, Any] | None,

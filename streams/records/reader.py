@@ -15,10 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from streams.records.convert import MIN_MILLIS, convert
+from streams.records.convert import MIN_MILLIS, convert, record_fields
 from streams.records.rules import Violation
-
-ENVELOPE_FIELDS = ("gateway_id", "enterprise_id", "sent_at", "sequence")
 
 
 @dataclass
@@ -101,61 +99,89 @@ def _csv_rows(text: str) -> Iterator[Row]:
         yield Row(line, {k: v for k, v in row.items() if k is not None}, True)
 
 
-def validate(rows: Iterable[Row], record: str) -> Iterator[Row]:
-    """Convert each row to ``record``; telemetry rows without ``readings`` are flat readings."""
+def validate(rows: Iterable[Row], record: str, flat_items: str = "") -> Iterator[Row]:
+    """Convert each row to ``record``. With ``flat_items`` (the record type's array of items,
+    e.g. a telemetry envelope's ``readings``), a row without that field is one flat item with
+    the envelope's fields beside it."""
+    layout = EnvelopeLayout.of(record, flat_items) if flat_items else None
     for row in rows:
         if row.errors:
             yield row
             continue
-        if record == "TelemetryBatch" and isinstance(row.data, dict) and \
-                "readings" not in row.data:
+        if layout is not None and isinstance(row.data, dict) and flat_items not in row.data:
             row.flat_reading = True
-            row.record, row.errors = _flat_reading(row.data, row.from_text)
+            row.record, row.errors = layout.flat(row.data, row.from_text)
         else:
             row.record, row.errors = convert(record, row.data, row.from_text)
         yield row
 
 
-def _flat_reading(data: dict[str, Any], from_text: bool) -> tuple[dict[str, Any] | None,
+class EnvelopeLayout:
+    """An envelope record seen from its flat rows: the items array, the fields that group
+    rows into envelopes (the envelope's string fields, e.g. gateway and enterprise), and the
+    fields a flat row may leave out: the envelope's time (filled with the publishing time)
+    and its counter (a sequence per group)."""
+
+    def __init__(self, record: str, items: str, fields: list[dict[str, Any]]) -> None:
+        self.record = record
+        self.items = items
+        others = [f for f in fields if f["name"] != items and "default" not in f]
+        self.group = tuple(f["name"] for f in others if f["type"] == "string")
+        self.time = tuple(f["name"] for f in others if isinstance(f["type"], dict)
+                          and f["type"].get("logicalType") == "timestamp-millis")
+        self.counter = tuple(f["name"] for f in others if f["type"] in ("long", "int"))
+        self.fields = self.group + self.time + self.counter
+
+    @classmethod
+    def of(cls, record: str, items: str) -> EnvelopeLayout:
+        return cls(record, items, record_fields(record))
+
+    def flat(self, data: dict[str, Any], from_text: bool) -> tuple[dict[str, Any] | None,
                                                                   list[Violation]]:
-    reading = {k: v for k, v in data.items() if k not in ENVELOPE_FIELDS}
-    envelope = {k: data[k] for k in ENVELOPE_FIELDS if data.get(k) not in (None, "")}
-    envelope.setdefault("sent_at", MIN_MILLIS)  # placeholders, filled in by envelopes()
-    envelope.setdefault("sequence", 0)
-    envelope["readings"] = [reading]
-    record, errors = convert("TelemetryBatch", envelope, from_text)
-    if errors:
-        return None, [Violation(e.field.removeprefix("readings[0]."), e.code, e.message)
-                      for e in errors]
-    assert record is not None
-    for name in ("sent_at", "sequence"):
-        if data.get(name) in (None, ""):
-            record[name] = None
-    return record, []
+        item = {k: v for k, v in data.items() if k not in self.fields}
+        envelope = {k: data[k] for k in self.fields if data.get(k) not in (None, "")}
+        for name in self.time:
+            envelope.setdefault(name, MIN_MILLIS)  # placeholders, filled in by envelopes()
+        for name in self.counter:
+            envelope.setdefault(name, 0)
+        envelope[self.items] = [item]
+        record, errors = convert(self.record, envelope, from_text)
+        prefix = f"{self.items}[0]."
+        if errors:
+            return None, [Violation(e.field.removeprefix(prefix), e.code, e.message)
+                          for e in errors]
+        assert record is not None
+        for name in self.time + self.counter:
+            if data.get(name) in (None, ""):
+                record[name] = None
+        return record, []
 
 
-def envelopes(rows: Iterable[Row], batch_size: int, now_ms: int) -> list[
-        tuple[dict[str, Any], list[Row]]]:
-    """Group valid flat readings into TelemetryBatch envelopes per gateway, in input order.
+def envelopes(rows: Iterable[Row], batch_size: int, now_ms: int, record: str,
+              items: str) -> list[tuple[dict[str, Any], list[Row]]]:
+    """Group valid flat rows into envelopes per group (e.g. per gateway), in input order.
 
-    ``sent_at`` is the first row's sent_at or ``now_ms``; ``sequence`` the first row's
-    sequence or a counter per gateway starting at ``now_ms`` (increasing across runs)."""
-    open_: dict[tuple[str, str], tuple[dict[str, Any], list[Row]]] = {}
+    The envelope's time is the first row's or ``now_ms``; its counter the first row's or a
+    counter per group starting at ``now_ms`` (increasing across runs)."""
+    open_: dict[tuple[Any, ...], tuple[dict[str, Any], list[Row]]] = {}
     out: list[tuple[dict[str, Any], list[Row]]] = []
-    counters: dict[str, int] = {}
+    counters: dict[Any, int] = {}
+    layout = EnvelopeLayout.of(record, items)
     for row in rows:
         assert row.record is not None
-        key = (row.record["gateway_id"], row.record["enterprise_id"])
+        key = tuple(row.record[name] for name in layout.group)
         current = open_.get(key)
         if current is None:
-            seq = counters.get(key[0], now_ms)
-            counters[key[0]] = seq + 1
-            env = {**row.record, "readings": []}
-            env["sent_at"] = row.record.get("sent_at") or now_ms
-            env["sequence"] = row.record.get("sequence") or seq
+            seq = counters.get(key[:1], now_ms)
+            counters[key[:1]] = seq + 1
+            env = {**row.record, items: []}
+            for name in layout.time:
+                env[name] = row.record.get(name) or now_ms
+            for name in layout.counter:
+                env[name] = row.record.get(name) or seq
             current = open_[key] = (env, [])
             out.append(current)
-        current[0]["readings"].extend(row.record["readings"])
+        current[0][items].extend(row.record[items])
         current[1].append(row)
         if len(current[1]) >= batch_size:
             del open_[key]

@@ -22,7 +22,8 @@ from typing import Any
 
 import fastavro
 
-from schemas.catalog import parsed
+from schemas.catalog import default_catalog
+from schemas.catalog.declarations import TELEMETRY
 from streams.policy import Policy
 from streams.simulate import anomalies, topology
 from streams.simulate.incidents import HazardSource, IncidentSource
@@ -288,7 +289,8 @@ class Simulator:
                         for i, s in enumerate(gw.sensors)]}
         self.counts["raw"] += 1
         out = io.BytesIO()
-        fastavro.schemaless_writer(out, parsed("TelemetryBatch"), envelope)
+        schema = default_catalog().schemas.parsed(TELEMETRY.input.record)
+        fastavro.schemaless_writer(out, schema, envelope)
         body = out.getvalue()
         if code == "TRUNCATED_AVRO":
             value = self.header("telemetry") + body[:_truncation_point(body)]
@@ -336,7 +338,7 @@ class Simulator:
 
 def _truncation_point(body: bytes) -> int:
     """A length at which the body ends early (fastavro raises EOFError, not another error)."""
-    schema = parsed("TelemetryBatch")
+    schema = default_catalog().schemas.parsed(TELEMETRY.input.record)
     for cut in range(len(body) // 2, 0, -1):
         try:
             fastavro.schemaless_reader(io.BytesIO(body[:cut]), schema, schema)

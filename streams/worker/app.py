@@ -1,11 +1,9 @@
 """The faust app: ``create_app(settings, metrics) -> faust.App`` (nothing global).
 
-Agents (concurrency 1 each; scale out with partitions and more workers in one group):
-
-- ``gateways`` over telemetry + heartbeats (both keyed by gateway_id and co-partitioned),
-  state table ``gateways``;
-- ``incidents`` over incidents, table ``incidents``; ``hazards`` over hazards, table
-  ``hazards``.
+Agents (concurrency 1 each; scale out with partitions and more workers in one group): one
+per state table of the catalog, over the input topics of the record types that keep their
+state in it (co-partitioned: e.g. ``gateways`` over telemetry + heartbeats, both keyed by
+gateway_id; ``incidents``; ``hazards``).
 
 Each agent takes events in batches (:mod:`.batches`): it decodes and processes every
 message, sends the outputs (exactly one ledger record per input message, plus
@@ -15,8 +13,8 @@ producer, so a committed offset always has its outputs and its state change in K
 (at-least-once). An error while sending ends the process at once (no ack, no commit, no
 flush): the batch is read again by whoever gets the partitions.
 
-A timer (``policy.check_every``) runs the silence and deadline-clock checks over the locally
-owned state and updates the gauges.
+A timer (``policy.check_every``) runs the state tables' clocks (silent gateways, incident
+deadlines) over the locally owned state and updates the gauges.
 """
 
 from __future__ import annotations
@@ -30,19 +28,20 @@ from typing import Any, cast
 
 import faust
 
-from schemas.catalog import TOPICS
-from schemas.codec import SchemaSource
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
+from schemas.codec import AvroDeserializer, AvroSerializer, SchemaSource
 from streams import clients
 from streams.httpserver import Heartbeat
 from streams.metrics import Metrics
 from streams.policy import Policy, load_policy
-from streams.processors.decode import MillisDeserializer, MillisSerializer
+from streams.processors.context import ProcessorContext
 from streams.processors.reference import ReferenceData
 from streams.settings import Settings
 from streams.worker import faust_fixes
 from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
 from streams.worker.outputs import OutputSender
-from streams.worker.pipeline import STATE_OF, Pipeline, now_ms
+from streams.worker.pipeline import Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
 from streams.worker.state import StateCache
 
@@ -59,6 +58,7 @@ class WorkerApp:
 
     app: faust.App
     settings: Settings
+    catalog: Catalog
     pipeline: Pipeline
     feed: ReferenceFeed
     sender: OutputSender
@@ -68,8 +68,8 @@ class WorkerApp:
 
 
 def create_app(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
-               registry: SchemaSource | None = None) -> faust.App:
-    return build(settings, metrics, policy=policy, registry=registry).app
+               registry: SchemaSource | None = None, catalog: Catalog | None = None) -> faust.App:
+    return build(settings, metrics, policy=policy, registry=registry, catalog=catalog).app
 
 
 def state_dir(settings: Settings) -> str:
@@ -104,14 +104,16 @@ def changelog_topic(settings: Settings, table: str) -> str:
 
 
 def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
-          registry: SchemaSource | None = None, partitions: int | None = None,
+          registry: SchemaSource | None = None, catalog: Catalog | None = None,
+          partitions: int | None = None,
           table_partitions: dict[str, int] | None = None) -> WorkerApp:
     """Construct everything (no I/O: connections start with the app)."""
     if registry is None:
         registry = clients.registry(settings)
+    catalog = catalog or default_catalog()
     policy = policy or load_policy(settings.policy_file or None)
     partitions = partitions or settings.topic_partitions
-    metrics.prime(name for name, spec in TOPICS.items() if not spec.output)
+    metrics.prime(catalog.input_topics())
     Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
     faust_fixes.apply()
     app = _faust_app(settings, partitions)
@@ -123,13 +125,17 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         return app.Table(name, default=None, key_type=bytes, value_type=bytes,
                          partitions=(table_partitions or {}).get(name, partitions))
 
-    stores = {name: StateCache(table(name), name) for name in ("gateways", "incidents",
-                                                               "hazards")}
-    pipeline = Pipeline(policy, reference, metrics, MillisDeserializer(registry), stores)
-    feed = ReferenceFeed(settings, registry, reference, metrics)
-    sender = OutputSender(_LazyProducer(app), settings, MillisSerializer(registry), metrics)
-    worker = WorkerApp(app, settings, pipeline, feed, sender, stores, Heartbeat(max_age=60))
-    logical = {settings.topic(name): name for name in STATE_OF}
+    groups = catalog.state_groups()
+    stores = {name: StateCache(table(name), name) for name in groups}
+    ctx = ProcessorContext(policy, reference, metrics)
+    pipeline = Pipeline(catalog, ctx, AvroDeserializer(registry, catalog.schemas, millis=True),
+                        stores)
+    feed = ReferenceFeed(settings, catalog, registry, reference, metrics)
+    sender = OutputSender(_LazyProducer(app), settings, catalog,
+                          AvroSerializer(registry, catalog.schemas, millis=True), metrics)
+    worker = WorkerApp(app, settings, catalog, pipeline, feed, sender, stores,
+                       Heartbeat(max_age=60))
+    logical = {settings.topic(kind.input.name): kind.input.name for kind in catalog.processed}
 
     def topic(*names: str) -> Any:
         return app.topic(*(settings.topic(n) for n in names), key_type=bytes, value_type=bytes,
@@ -169,10 +175,10 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         await worker.ready.wait()
         await runner.consume(stream, BATCH_MAX, BATCH_WITHIN)
 
-    for agent_name, names in (("gateways", ("telemetry", "heartbeats")),
-                              ("incidents", ("incidents",)), ("hazards", ("hazards",))):
+    for agent_name, kinds in groups.items():
         consume_fn = _named(consume, agent_name)
-        app.agent(topic(*names), name=f"ebi.{agent_name}", concurrency=1)(consume_fn)
+        app.agent(topic(*(k.input.name for k in kinds)), name=f"ebi.{agent_name}",
+                  concurrency=1)(consume_fn)
 
     @app.timer(interval=policy.check_every.total_seconds())
     async def clocks() -> None:
@@ -185,7 +191,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         out, _changed = pipeline.tick(now_ms())
         pending: list[Any] = []
         try:
-            await sender.send("telemetry", out, pending)
+            await sender.send("", out, pending)
             await sender.flush(pending)
         except BaseException as exc:
             die(exc)

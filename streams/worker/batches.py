@@ -24,10 +24,10 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from schemas.records import Source
 from streams.httpserver import Heartbeat
-from streams.processors.common import Source
 from streams.worker.outputs import OutputSender
-from streams.worker.pipeline import STATE_OF, Pipeline, now_ms
+from streams.worker.pipeline import Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
 from streams.worker.state import StateCache
 
@@ -156,6 +156,8 @@ class BatchRunner:
         generation = self.generation()
         self.stalls.arm(time.monotonic())
         done: list[Any] = []
+        stores_of = {name: route.kind.state.name for name, route in pipeline.routes.items()
+                     if route.kind.state is not None}   # input -> the state table it keeps
         await self._begin_partitions(events, generation)
         for event in events:
             msg = event.message
@@ -175,7 +177,7 @@ class BatchRunner:
                     await asyncio.get_running_loop().run_in_executor(None, self.feed.sync, 10.0)
                 out, key = pipeline.apply(name, record, source, msg.key, msg.value, now)
                 if key is not None:
-                    touched[(STATE_OF[name][0], key)] = event
+                    touched[(stores_of[name], key)] = event
                 replays += out.replay
             if out is not None:
                 await self.sender.send(name, out, pending)

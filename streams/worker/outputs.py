@@ -1,71 +1,93 @@
 """Encode and send the processors' outputs, then wait until Kafka acknowledged all of them.
 
-One enriched record per input message (or one dead letter), plus alerts, gateway statuses and
-per-reading dead letters. Records are Avro in Confluent framing (int-millis timestamps,
-schema ids registered once per subject at start-up). ``flush()`` awaits every delivery of the
-batch; a failed delivery raises, and the worker then exits hard so that nothing of the batch
-is committed (at-least-once).
+One clean record per input message (or one dead letter) on the record type's clean topic,
+plus the catalog's shared outputs (alerts, gateway statuses, per-reading dead letters), each
+read from its ``Outputs`` field. Records are Avro in Confluent framing (int-millis
+timestamps, schema ids registered once per subject at start-up). ``flush()`` awaits every
+delivery of the batch; a failed delivery raises, and the worker then exits hard so that
+nothing of the batch is committed (at-least-once).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
-from schemas.catalog import TOPICS
-from schemas.codec import SerializationContext
+from schemas.catalog.model import Catalog, Topic
+from schemas.codec import AvroSerializer, SerializationContext
+from schemas.records import Record
 from streams.metrics import Metrics
-from streams.processors.common import Outputs, Record
-from streams.processors.decode import MillisSerializer
+from streams.processors.common import Outputs
 from streams.settings import Settings
 
-CLEAN = {"telemetry": "telemetry.clean", "incidents": "incidents.clean",
-         "hazards": "hazards.clean"}
-OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.status", "alerts",
-           "deadletter")
+
+@dataclass(frozen=True)
+class _Target:
+    topic: Topic
+    ctx: SerializationContext
+    counter: Any       # records_out child
+    field: str = ""    # Outputs attribute (shared outputs)
+    role: str = ""
+
+
+def _counters(metrics: Metrics) -> dict[str, Callable[[str, Record], None]]:
+    """Per-role counts beyond records_out: alerts by type, dead letters by reason and stage."""
+    def alert(_input: str, record: Record) -> None:
+        metrics.alerts.labels(record["alert_type"]).inc()
+
+    def dead(input_topic: str, record: Record) -> None:
+        metrics.rejects.labels(input_topic, record["error_code"]).inc()
+        metrics.deadletter_writes.labels(record["stage"]).inc()
+
+    return {"alert": alert, "deadletter": dead}
 
 
 class OutputSender:
-    def __init__(self, producer: Any, settings: Settings, serializer: MillisSerializer,
-                 metrics: Metrics) -> None:
+    def __init__(self, producer: Any, settings: Settings, catalog: Catalog,
+                 serializer: AvroSerializer, metrics: Metrics) -> None:
         self.producer = producer
         self.serializer = serializer
         self.metrics = metrics
-        self.contexts = {name: SerializationContext(settings.topic(name), TOPICS[name].record)
-                         for name in OUTPUTS}
-        self._out = {name: metrics.records_out.labels(name, TOPICS[name].record)
-                     for name in OUTPUTS}
+
+        def target(topic: Topic, field: str = "", role: str = "") -> _Target:
+            return _Target(topic, SerializationContext(settings.topic(topic.name), topic.record),
+                           metrics.records_out.labels(topic.name, topic.record), field, role)
+
+        self.clean = {kind.input.name: target(kind.clean) for kind in catalog.processed
+                      if kind.clean is not None}
+        self.shared = [target(o.topic, o.field, o.role) for o in catalog.outputs]
+        counters = _counters(metrics)
+        self._count = {t.field: counters.get(t.role) for t in self.shared}
 
     def register_schemas(self) -> None:
         """Look up (register) every output schema once, before the first message."""
-        for ctx in self.contexts.values():
-            self.serializer.header(ctx.topic, ctx.record)
+        for t in [*self.clean.values(), *self.shared]:
+            self.serializer.header(t.ctx.topic, t.ctx.record)
 
-    async def _send(self, name: str, key: str | None, record: Record,
-                    pending: list[Awaitable[Any]]) -> None:
-        ctx = self.contexts[name]
-        value = self.serializer(record, ctx)
-        fut = await self.producer.send(ctx.topic, key.encode() if key is not None else None,
+    async def _send(self, t: _Target, record: Record, pending: list[Awaitable[Any]]) -> None:
+        key = record.get(t.topic.key) if t.topic.key else None
+        value = self.serializer(record, t.ctx)
+        fut = await self.producer.send(t.ctx.topic, None if key is None else str(key).encode(),
                                        value, None, None, None)
         pending.append(fut)
-        self._out[name].inc()
+        t.counter.inc()
 
     async def send(self, logical_input: str, out: Outputs,
                    pending: list[Awaitable[Any]]) -> None:
         """Hand the outputs to the producer; their delivery futures go to ``pending``."""
         if out.clean is not None:
-            name = CLEAN[logical_input]
-            await self._send(name, out.clean[TOPICS[name].key_field], out.clean, pending)
-        for status in out.statuses:
-            await self._send("gateway.status", status["gateway_id"], status, pending)
-        for alert in out.alerts:
-            await self._send("alerts", alert["subject_id"], alert, pending)
-            self.metrics.alerts.labels(alert["alert_type"]).inc()
-        for dl in out.dead_letters:
-            await self._send("deadletter", None, dl, pending)
-            self.metrics.rejects.labels(logical_input, dl["error_code"]).inc()
-            self.metrics.deadletter_writes.labels(dl["stage"]).inc()
+            await self._send(self.clean[logical_input], out.clean, pending)
+        for t in self.shared:
+            records = getattr(out, t.field)
+            if not records:
+                continue
+            count = self._count[t.field]
+            for record in records:
+                await self._send(t, record, pending)
+                if count is not None:
+                    count(logical_input, record)
 
     @staticmethod
     async def flush(pending: list[Awaitable[Any]]) -> int:

@@ -1,8 +1,9 @@
 """Run the worker in this process until SIGTERM/SIGINT (or ``duration`` seconds).
 
 Before faust starts: the topics are created if missing (faust must not subscribe to topics
-the broker would auto-create with the wrong partition count), telemetry and heartbeats are
-checked to be co-partitioned, and the status server (``/metrics``, ``/healthz``,
+the broker would auto-create with the wrong partition count), the input topics of record
+types sharing a state table (telemetry and heartbeats) are checked to be co-partitioned, and
+the status server (``/metrics``, ``/healthz``,
 ``/readyz``) starts on ``settings.metrics_port`` when it is not 0.
 """
 
@@ -15,6 +16,8 @@ from typing import Any
 
 import faust
 
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
 from streams import clients
 from streams.httpserver import StatusServer
 from streams.metrics import Metrics
@@ -22,7 +25,6 @@ from streams.policy import Policy
 from streams.readiness import CheckResult, KafkaCheck, RegistryCheck
 from streams.settings import Settings
 from streams.worker.app import WorkerApp, build, changelog_topic
-from streams.worker.pipeline import INPUTS, STATE_OF
 from streams.worker.topics import ensure_topics, partition_counts
 
 log = logging.getLogger(__name__)
@@ -32,34 +34,36 @@ class WorkerError(RuntimeError):
     """The worker cannot start (e.g. input topics not co-partitioned)."""
 
 
-def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None) -> WorkerApp:
-    ensure_topics(settings)
-    counts = partition_counts(settings, list(INPUTS))
-    if counts.get("telemetry") != counts.get("heartbeats"):
-        raise WorkerError(f"telemetry ({counts.get('telemetry')} partitions) and heartbeats "
-                          f"({counts.get('heartbeats')}) must have the same partition count: "
-                          "their gateway state is one table")
-    for name in ("incidents", "hazards"):
-        ensure_topics(settings, changelogs=[changelog_topic(settings, STATE_OF[name][0])],
-                      partitions=counts[name])
-    ensure_topics(settings, changelogs=[changelog_topic(settings, "gateways")],
-                  partitions=counts["telemetry"])
-    return build(settings, metrics, policy=policy, partitions=counts["telemetry"],
-                 table_partitions={"gateways": counts["telemetry"],
-                                   "incidents": counts["incidents"],
-                                   "hazards": counts["hazards"]})
+def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None,
+            catalog: Catalog | None = None) -> WorkerApp:
+    catalog = catalog or default_catalog()
+    ensure_topics(settings, catalog)
+    counts = partition_counts(settings, catalog.input_topics())
+    tables: dict[str, int] = {}
+    for table, kinds in catalog.state_groups().items():
+        found = {k.input.name: counts.get(k.input.name) for k in kinds}
+        if len(set(found.values())) != 1 or None in found.values():
+            shown = ", ".join(f"{name} ({n} partitions)" for name, n in found.items())
+            raise WorkerError(f"{shown} must have the same partition count: their state is "
+                              f"one table ({table})")
+        tables[table] = next(iter(found.values())) or settings.topic_partitions
+        ensure_topics(settings, catalog, changelogs=[changelog_topic(settings, table)],
+                      partitions=tables[table])
+    return build(settings, metrics, policy=policy, catalog=catalog,
+                 partitions=max(tables.values(), default=settings.topic_partitions),
+                 table_partitions=tables)
 
 
 def _readiness(worker: WorkerApp) -> dict[str, Any]:
     settings = worker.settings
 
     def reference() -> CheckResult:
-        ref = worker.feed.reference
-        return CheckResult(worker.ready.is_set(), f"{len(ref.enterprises)} enterprises, "
-                           f"{len(ref.sensors)} sensors")
+        ok, detail = worker.feed.healthy()
+        return CheckResult(ok and worker.ready.is_set(), detail)
 
+    inputs = [settings.topic(kind.input.name) for kind in worker.catalog.processed]
     return {"kafka": KafkaCheck(settings.bootstrap, config=clients.kafka_config(settings),
-                                topics=[settings.topic(name) for name in INPUTS]),
+                                topics=inputs),
             "registry": RegistryCheck(settings.registry_url), "reference_data": reference}
 
 

@@ -1,5 +1,6 @@
-"""Create the pipeline's topics if they are missing (partitions from the settings,
-replication 1, compaction for the reference topics). Existing topics are left alone."""
+"""Create the pipeline's topics (every topic of the catalog) if they are missing: partitions
+from the settings, replication 1, compaction where the catalog says. Existing topics are left
+alone."""
 
 from __future__ import annotations
 
@@ -7,14 +8,15 @@ import logging
 import time
 from collections.abc import Iterable
 
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
 from streams import clients
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 
 
-def ensure_topics(settings: Settings, timeout: float = 30.0,
+def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: float = 30.0,
                   changelogs: Iterable[str] = (), partitions: int | None = None) -> list[str]:
     """Create missing topics; returns the names created. ``changelogs`` are faust table
     changelog topics (compacted) created up front: faust creates them itself right before
@@ -27,7 +29,8 @@ def ensure_topics(settings: Settings, timeout: float = 30.0,
     existing = set(admin.list_topics(timeout=timeout).topics)
     count = partitions or settings.topic_partitions
     wanted = []
-    specs = [(settings.topic(spec.name), spec.compacted) for spec in TOPICS.values()]
+    catalog = catalog or default_catalog()
+    specs = [(settings.topic(topic.name), topic.compacted) for topic in catalog.all_topics()]
     specs += [(name, True) for name in changelogs]
     for name, compacted in specs:
         if name in existing:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.clickhouse.client import Backend, connect
+from sinks.clickhouse import Backend, connect
 from sinks.clickhouse.migrations import migrate
 from tests.integration.test_sink_kit import load_in_process
 from tests.unit.sinks import factories as f

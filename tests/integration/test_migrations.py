@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from sinks.clickhouse.client import connect
+from sinks.clickhouse import connect
 from sinks.clickhouse.migrations import migrate
 from tests.integration.conftest import unique
 from tests.integration.test_sink_kit import env_for, load_in_process, with_database

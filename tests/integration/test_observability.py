@@ -18,14 +18,14 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer
 from schemas.registry import SchemaRegistry
+from streams.kafkaio import Coordinates, publish
 from streams.policy import load_policy
 from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
 from streams.stack.process import free_port, port_free
-from streams.worker.kafkaio import Coordinates, publish
 from streams.worker.topics import ensure_topics
 from tests.integration.conftest import unique
 from tests.integration.promserver import start_prometheus
@@ -35,6 +35,9 @@ from tests.integration.test_worker_kit import (
     wait_for_ledger,
     worker_env,
 )
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 pytestmark = pytest.mark.integration
 
@@ -69,7 +72,7 @@ def _publish_paced(settings: Settings, config: SimConfig, seconds: float,
     registry = SchemaRegistry(settings.registry_url)
     header = AvroSerializer(registry).header
     sim = Simulator(config, load_policy(settings.policy_file or None),
-                    header=lambda t: header(settings.topic(t), TOPICS[t].record))
+                    header=lambda t: header(settings.topic(t), CATALOG.topic(t).record))
     events = [(t, k, v) for t, k, v, _ in sim]
     publish(settings, registry, [e for e in events if e[0] in ("enterprises", "sensors")])
     traffic = [e for e in events if e[0] not in ("enterprises", "sensors")]

@@ -11,12 +11,15 @@ from typing import Any
 import pytest
 from confluent_kafka import Consumer
 
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
 from schemas.registry import SchemaRegistry
 from streams.cli import publish
 from streams.settings import Settings
 from tests.integration.conftest import unique
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -35,7 +38,7 @@ def consume(settings: Settings, topic: str, expected: int,
                          "auto.offset.reset": "earliest", "enable.auto.commit": False})
     consumer.subscribe([full])
     decode = AvroDeserializer(SchemaRegistry(settings.registry_url))
-    ctx = SerializationContext(full, TOPICS[topic].record)
+    ctx = SerializationContext(full, CATALOG.topic(topic).record)
     out: list[tuple[bytes | None, Any]] = []
     deadline = time.monotonic() + 30
     quiet = 0

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from sinks.clickhouse.client import connect
+from sinks.clickhouse import connect
 from sinks.clickhouse.migrations import migrate
 from streams.settings import Settings
 from tests.integration.conftest import unique

@@ -12,17 +12,21 @@ import fastavro
 import pytest
 
 from schemas import compat
-from schemas.catalog import TOPICS, schema_text, subject
+from schemas.catalog import default_catalog, subject
 from schemas.registry import COMPATIBILITY, SchemaRegistry
 from streams.cli import schemas as schemas_cli
 from streams.settings import Settings
 from tests.integration.conftest import unique
 
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
+TOPIC_NAMES = [t.name for t in CATALOG.all_topics()]
+
 pytestmark = pytest.mark.integration
 
 
 def heartbeat_v1() -> dict[str, Any]:
-    return json.loads(schema_text("GatewayHeartbeat"))
+    return json.loads(SCHEMAS.text("GatewayHeartbeat"))
 
 
 def with_field(schema: dict[str, Any], field: dict[str, Any]) -> dict[str, Any]:
@@ -91,18 +95,18 @@ def test_register_and_check_commands(settings: Settings,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     mine = settings.replace(topic_prefix=unique("reg") + ".")
     registry = SchemaRegistry(mine.registry_url)
-    assert schemas_cli.register(mine, registry, list(TOPICS)) == 0
+    assert schemas_cli.register(mine, registry, TOPIC_NAMES) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert len(lines) == len(TOPICS)
+    assert len(lines) == len(TOPIC_NAMES)
     assert lines[0].startswith(f"{subject(mine.topic('telemetry'))} -> ")
-    for name in TOPICS:
+    for name in TOPIC_NAMES:
         assert registry.client.get_compatibility(subject(mine.topic(name))) == COMPATIBILITY
-    assert schemas_cli.check(mine, registry, list(TOPICS)) == 0
+    assert schemas_cli.check(mine, registry, TOPIC_NAMES) == 0
     assert "INCOMPATIBLE" not in capsys.readouterr().out
 
     # A registered history the local schema cannot follow: value was a string in version 1.
     other = settings.replace(topic_prefix=unique("regbad") + ".")
-    old = json.loads(schema_text("TelemetryBatch"))
+    old = json.loads(SCHEMAS.text("TelemetryBatch"))
     fields = old["fields"][4]["type"]["items"]["fields"]
     next(f for f in fields if f["name"] == "value")["type"] = "string"
     bad_subject = subject(other.topic("telemetry"))

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from sinks.clickhouse.client import connect
+from sinks.clickhouse import connect
 from streams.settings import Settings
 from tests.integration.conftest import unique
 from tests.integration.test_sink_kit import (

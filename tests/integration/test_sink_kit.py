@@ -11,15 +11,18 @@ from collections.abc import Callable
 from itertools import count
 from typing import Any
 
-from schemas.catalog import TOPICS
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from schemas.registry import InMemoryRegistry
-from sinks.clickhouse.client import Backend
+from sinks.clickhouse import Backend
 from sinks.clickhouse.encoding import Envelope, RecordDecoder, TableEncoder
 from sinks.clickhouse.schema import TABLES, TOPIC_TABLES
 from sinks.clickhouse.sink import ClickHouseSink
 from streams.metrics import Metrics
 from streams.settings import Settings
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 _clean_offsets = count()
 
@@ -47,13 +50,13 @@ def load_in_process(backend: Backend, records: dict[str, list[dict[str, Any]]],
             backend.insert(table, encoder.encode(envelopes, time.time_ns() // 10**6,
                                                  int(time.time())), encoder.types)
         return
-    routes = {f"it.{t}": (TOPIC_TABLES[t], RecordDecoder(registry, TOPICS[t].record))
+    routes = {f"it.{t}": (TOPIC_TABLES[t], RecordDecoder(registry, CATALOG.topic(t).record))
               for t in records}
     sink = ClickHouseSink(backend, routes, Metrics.create(), 10**6, 60.0)
     for logical, items in records.items():
         topic = f"it.{logical}"
         for r in items:
-            data = serializer(r, SerializationContext(topic, TOPICS[logical].record))
+            data = serializer(r, SerializationContext(topic, CATALOG.topic(logical).record))
             sink.add_message(data, None, topic, 0, next(_clean_offsets))
     sink.flush()
 
@@ -69,9 +72,9 @@ def produce(settings: Settings, logical: str, records: list[dict[str, Any]],
     producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 20,
                          "enable.idempotence": True})
     topic = settings.topic(logical)
-    spec = TOPICS[logical]
+    spec = CATALOG.topic(logical)
     for r in records:
-        key = str(r.get(spec.key_field, "")).encode() if spec.key_field else None
+        key = str(r.get(spec.key, "")).encode() if spec.key else None
         kwargs: dict[str, Any] = {}
         if partition_of is not None:
             kwargs["partition"] = partition_of(r)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from sinks.clickhouse.client import ClickHouseError, connect
+from sinks.clickhouse import ClickHouseError, connect
 from streams.settings import Settings
 from streams.stack.clickhouse import ClickHouseServer
 from streams.stack.process import free_port

@@ -11,11 +11,14 @@ import uuid
 import pytest
 from confluent_kafka import Consumer, Producer
 
+from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, AvroSerializer, SerializationContext
 from schemas.registry import SchemaRegistry
 from streams.settings import Settings
 from streams.stack import Stack
 from streams.stack.process import free_port
+
+SCHEMAS = default_catalog().schemas
 
 pytestmark = pytest.mark.integration
 
@@ -51,7 +54,7 @@ def test_schema_registered_in_apicurio_round_trips(registry_url: str) -> None:
     fresh = SchemaRegistry(registry_url)  # a new client must find the schema by id
     record, schema_id = AvroDeserializer(fresh)(data, ctx)
     assert record == heartbeat
-    assert schema_id == registry.id_for(f"{topic}-value", "GatewayHeartbeat")
+    assert schema_id == registry.id_for(f"{topic}-value", SCHEMAS.text("GatewayHeartbeat"))
 
 
 def test_clickhouse_server_insert_and_query(clickhouse_server_url: str) -> None:
@@ -93,11 +96,12 @@ def test_stack_is_idempotent_persists_schemas_and_leaves_nothing(tmp_path: objec
         stack.up()  # a second up is a no-op
         assert [s.proc.pid() for s in stack.services if s.managed] == pids  # type: ignore[attr-defined]
         registry = SchemaRegistry(settings.registry_url)
-        schema_id = registry.id_for("persist-value", "Enterprise")
+        schema_id = registry.id_for("persist-value", SCHEMAS.text("Enterprise"))
         stack.down()
         assert stack.leftover_processes() == []
         stack.up()
-        again = SchemaRegistry(settings.registry_url).id_for("persist-value", "Enterprise")
+        again = SchemaRegistry(settings.registry_url).id_for("persist-value",
+                                                            SCHEMAS.text("Enterprise"))
         assert again == schema_id
         assert all(s.healthy for s in stack.status())
     finally:

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from streams.processors.columns import reading_count
+from schemas.columns import reading_count
 from streams.settings import Settings
 from tests.integration.conftest import unique
 from tests.integration.test_worker_kit import (

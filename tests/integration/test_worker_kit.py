@@ -15,17 +15,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from schemas.catalog import default_catalog
+from schemas.columns import rows
 from schemas.registry import SchemaRegistry
+from streams.kafkaio import Coordinates, OutputReader, publish
 from streams.policy import load_policy
-from streams.processors.columns import rows
 from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
-from streams.worker.kafkaio import Coordinates, OutputReader, publish
 from streams.worker.topics import ensure_topics
 
-OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.status", "alerts",
-           "deadletter")
-LEDGER = ("telemetry.clean", "incidents.clean", "hazards.clean", "deadletter")
+CATALOG = default_catalog()
+OUTPUTS = tuple(t.name for t in CATALOG.worker_outputs())
+LEDGER = (*(k.clean.name for k in CATALOG.ledgered if k.clean is not None),
+          CATALOG.output("deadletter").topic.name)
 SENSOR_ALERTS = ("ALARM_L1", "ALARM_L2", "SPIKE", "FLATLINE", "OUTLIER")
 
 
@@ -115,12 +117,11 @@ def simulate(settings: Settings, config: SimConfig) -> tuple[Simulator, list[Any
     future') and publish everything as fast as possible."""
     ensure_topics(settings)
     registry = SchemaRegistry(settings.registry_url)
-    from schemas.catalog import TOPICS
     from schemas.codec import AvroSerializer
 
     header = AvroSerializer(registry).header
     sim = Simulator(config, load_policy(settings.policy_file or None),
-                    header=lambda t: header(settings.topic(t), TOPICS[t].record))
+                    header=lambda t: header(settings.topic(t), default_catalog().topic(t).record))
     events = list(sim)
     reference = [(t, k, v) for t, k, v, _ in events if t in ("enterprises", "sensors")]
     traffic = [(t, k, v) for t, k, v, _ in events if t not in ("enterprises", "sensors")]

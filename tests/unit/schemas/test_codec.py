@@ -6,9 +6,12 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas.catalog import TOPICS, parsed, schema_text
+from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, AvroSerializer, DecodeError, SerializationContext
 from schemas.registry import InMemoryRegistry
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 CTX = SerializationContext("t.telemetry", "TelemetryBatch")
 BATCH = {"gateway_id": "gw-1", "enterprise_id": "ent-1", "sent_at": 1767225600000,
@@ -26,7 +29,8 @@ def test_round_trip_in_confluent_wire_format() -> None:
     registry, ser, de = codec()
     data = ser(BATCH, CTX)
     magic, schema_id = struct.unpack(">bI", data[:5])
-    assert magic == 0 and schema_id == registry.id_for("t.telemetry-value", "TelemetryBatch")
+    assert magic == 0 and schema_id == registry.id_for("t.telemetry-value",
+                                                       SCHEMAS.text("TelemetryBatch"))
     record, got_id = de(data, CTX)
     assert got_id == schema_id
     assert record["readings"][0]["reading_id"] == "r1"
@@ -37,9 +41,9 @@ def test_schema_id_looked_up_once() -> None:
     class Counting(InMemoryRegistry):
         calls = 0
 
-        def id_for(self, subject: str, record: str) -> int:
+        def id_for(self, subject: str, schema_text: str) -> int:
             Counting.calls += 1
-            return super().id_for(subject, record)
+            return super().id_for(subject, schema_text)
 
     ser = AvroSerializer(Counting())
     for _ in range(5):
@@ -87,18 +91,18 @@ def test_invalid_utf8() -> None:
 
 
 def test_every_topic_schema_parses_and_keys_exist() -> None:
-    for spec in TOPICS.values():
-        schema = json.loads(schema_text(spec.record))
+    for spec in CATALOG.all_topics():
+        schema = json.loads(SCHEMAS.text(spec.record))
         assert schema["namespace"] == "ebi.v1"
         names = {f["name"] for f in schema["fields"]}
-        assert not spec.key_field or spec.key_field in names
-        assert parsed(spec.record)["name"] == f"ebi.v1.{spec.record}"
+        assert not spec.key or spec.key in names
+        assert SCHEMAS.parsed(spec.record)["name"] == f"ebi.v1.{spec.record}"
 
 
 def test_old_writer_new_reader_resolution() -> None:
     """Data written with a v1 schema is read with v2 (an added optional field) and back."""
-    v1 = json.loads(schema_text("GatewayHeartbeat"))
-    v2 = json.loads(schema_text("GatewayHeartbeat"))
+    v1 = json.loads(SCHEMAS.text("GatewayHeartbeat"))
+    v2 = json.loads(SCHEMAS.text("GatewayHeartbeat"))
     v2["fields"].append({"name": "uptime_s", "type": ["null", "long"], "default": None})
     p1 = fastavro.parse_schema(v1, named_schemas={})
     p2 = fastavro.parse_schema(v2, named_schemas={})

@@ -5,11 +5,14 @@ from typing import Any
 import pytest
 
 from schemas import compat
-from schemas.catalog import record_names, schema_text
+from schemas.catalog import default_catalog
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 
 def schema(record: str = "TelemetryBatch") -> dict[str, Any]:
-    return json.loads(schema_text(record))
+    return json.loads(SCHEMAS.text(record))
 
 
 def reading_fields(s: dict[str, Any]) -> list[dict[str, Any]]:
@@ -81,7 +84,7 @@ def test_enum_symbols() -> None:
     assert compat.check(v2, [(1, v1)], "BACKWARD") == []
 
 
-@pytest.mark.parametrize("record", record_names())
+@pytest.mark.parametrize("record", SCHEMAS.names())
 def test_every_schema_is_compatible_with_itself(record: str) -> None:
     s = schema(record)
     assert compat.check(s, [(1, s)], "FULL_TRANSITIVE") == []
@@ -115,7 +118,7 @@ def test_schemas_check_command_reports_field_and_rule() -> None:
     old = schema()
     next(f for f in reading_fields(old) if f["name"] == "value")["type"] = "string"
     registry = FakeRegistry({"p.telemetry-value": [(1, json.dumps(old))],
-                             "p.heartbeats-value": [(1, schema_text("GatewayHeartbeat"))]})
+                             "p.heartbeats-value": [(1, SCHEMAS.text("GatewayHeartbeat"))]})
     out = io.StringIO()
     assert check(settings, registry, ["telemetry", "heartbeats", "alerts"], out=out) == 1
     text = out.getvalue()
@@ -125,5 +128,5 @@ def test_schemas_check_command_reports_field_and_rule() -> None:
     assert "p.alerts-value: not registered yet" in text
     out = io.StringIO()
     assert check(settings, FakeRegistry({"p.heartbeats-value": [
-        (1, schema_text("GatewayHeartbeat"))]}, remote_ok=False), ["heartbeats"], out=out) == 1
+        (1, SCHEMAS.text("GatewayHeartbeat"))]}, remote_ok=False), ["heartbeats"], out=out) == 1
     assert "the registry reports" in out.getvalue()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from streams.processors.columns import columnar
+from schemas.columns import columnar
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch millis
 METRICS = (("METHANE", "PERCENT_VOL", 0.4), ("FLAMMABLE_GAS", "PERCENT_LEL", 8.0),

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sinks.clickhouse.client import PermanentError, QueryResult
+from sinks.clickhouse import PermanentError, QueryResult
+from sinks.clickhouse.backend import Features
 from sinks.clickhouse.config import ClickHouseConfig
-from sinks.clickhouse.schema import Features
 
 MODERN = Features.for_version((26, 9, 2))
 OLD = Features.for_version((18, 16, 1))

@@ -4,7 +4,7 @@ import datetime as dt
 
 import pytest
 
-from sinks.clickhouse.client import QueryResult
+from sinks.clickhouse import QueryResult
 from streams.cli.query import render
 from streams.cli.report import parse_time, sections
 

@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from schemas.registry import InMemoryRegistry
-from sinks.clickhouse.client import TransientError
-from sinks.clickhouse.encoding import RecordDecoder
+from sinks.clickhouse import TransientError
+from sinks.clickhouse.encoding import EnvelopeDecoder
 from sinks.clickhouse.sink import ClickHouseSink, RetryPolicy
 from sinks.consumer import SinkLoop
 from streams.metrics import Metrics
@@ -87,11 +88,11 @@ def make(n: int, backend: FakeBackend) -> tuple[SinkLoop, FakeConsumer, Metrics]
     consumer = FakeConsumer(msgs)
     metrics = Metrics.create()
     now = [0.0]
-    sink = ClickHouseSink(backend, {"p.alerts": ("alerts_raw", RecordDecoder(registry, "Alert"))},
-                          metrics, max_rows=4, max_seconds=1.0,
+    sink = ClickHouseSink(backend, metrics, max_rows=4, max_seconds=1.0,
                           retry=RetryPolicy(attempts=1, delay=0.0), sleep=lambda s: None)
     sink.clock = lambda: now[0]
-    loop = SinkLoop(consumer, sink, metrics, "g", ["p.alerts"], max_buffered_rows=6,
+    decoder = EnvelopeDecoder(default_catalog(), registry, lambda name: f"p.{name}")
+    loop = SinkLoop(consumer, sink, decoder, metrics, "g", ["p.alerts"], max_buffered_rows=6,
                     poll_messages=3, clock=lambda: now[0])
     loop.tick = now  # type: ignore[attr-defined]
     consumer.subscribe(["p.alerts"], loop._on_assign, loop._on_revoke)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from sinks.clickhouse.client import QueryResult
+from schemas.catalog.declarations import TELEMETRY
+from sinks.clickhouse import QueryResult
 from sinks.reconcile import PartitionCheck, _ranges, reconcile, report_lines
 from tests.unit.sinks.fakes import FakeBackend
 
@@ -24,7 +25,7 @@ class LedgerBackend(FakeBackend):
 
 
 def test_reconcile_finds_gaps_and_missing_readings() -> None:
-    (check,) = reconcile(LedgerBackend(), {("p.telemetry", 0): (0, 6)})
+    (check,) = reconcile(LedgerBackend(), {("p.telemetry", 0): (0, 6)}, {"p.telemetry": TELEMETRY})
     assert (check.published, check.enriched, check.dead_letters) == (6, 3, 1)
     assert check.missing == [(3, 3), (5, 5)]
     assert (check.readings_found, check.readings_expected) == (29, 30)

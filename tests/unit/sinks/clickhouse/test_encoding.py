@@ -6,13 +6,24 @@ import json
 import fastavro
 import pytest
 
-from schemas.catalog import parsed
-from schemas.codec import AvroSerializer, DecodeError, SerializationContext
+from schemas.catalog import default_catalog
+from schemas.codec import AvroDeserializer, AvroSerializer, DecodeError, SerializationContext
 from schemas.registry import InMemoryRegistry
-from sinks.clickhouse.encoding import Envelope, RecordDecoder, TableEncoder, take
-from sinks.clickhouse.schema import ALERTS, INCIDENT_REPORTS, READINGS
+from sinks.clickhouse.encoding import Envelope, TableEncoder, take
+from sinks.clickhouse.schema import table_specs
 from tests.unit.sinks import factories as f
 from tests.unit.sinks.fakes import MODERN, OLD
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
+SPECS = table_specs(CATALOG)
+READINGS, INCIDENT_REPORTS, ALERTS = (SPECS[n] for n in ("readings_raw", "incident_reports_raw",
+                                                         "alerts_raw"))
+
+
+def decode(registry: InMemoryRegistry, record: str, data: bytes, topic: str) -> tuple[dict, int]:
+    """What the sink's decoder does with a clean-topic message (the shared codec, millis)."""
+    return AvroDeserializer(registry, millis=True)(data, SerializationContext(topic, record))
 
 
 def test_reading_columns_extend_with_envelope_values_repeated() -> None:
@@ -50,10 +61,8 @@ def test_old_servers_get_seconds_and_millis() -> None:
 
 
 def test_nullable_timestamp_stays_null_on_old_servers() -> None:
-    from sinks.clickhouse.schema import HAZARDS
-
     env = Envelope(f.hazard(1, deadline=None), "p.hazards.clean", 0, 1)
-    cols = TableEncoder(HAZARDS, OLD).encode([env], version=1, now_s=1)
+    cols = TableEncoder(SPECS["hazards_raw"], OLD).encode([env], version=1, now_s=1)
     assert cols["rectification_deadline"] == [None]
     assert cols["rectification_deadline_ms"] == [None]
 
@@ -73,8 +82,7 @@ def _framed(registry: InMemoryRegistry, record: str, obj: dict) -> bytes:
 def test_decoder_keeps_timestamps_as_millis() -> None:
     registry = InMemoryRegistry()
     data = _framed(registry, "EnrichedTelemetryBatch", f.telemetry(4))
-    record, schema_id = RecordDecoder(registry, "EnrichedTelemetryBatch")(
-        data, "p.telemetry.clean")
+    record, schema_id = decode(registry, "EnrichedTelemetryBatch", data, "p.telemetry.clean")
     assert schema_id == 1
     assert record["sent_at"] == f.T0 + 4003
     assert record["event_time"][1] == f.T0 + 4001
@@ -84,7 +92,7 @@ def test_decoder_keeps_timestamps_as_millis() -> None:
 
 def test_decoder_resolves_an_older_writer_schema() -> None:
     registry = InMemoryRegistry()
-    schema = json.loads(json.dumps(parsed("Alert"), default=str))
+    schema = json.loads(json.dumps(SCHEMAS.parsed("Alert"), default=str))
     schema = {k: v for k, v in schema.items() if not k.startswith("__")}
     schema["fields"] = [x for x in schema["fields"] if x["name"] != "tag"]
     schema_id = registry.register("p.alerts-value", json.dumps(schema))
@@ -92,7 +100,7 @@ def test_decoder_resolves_an_older_writer_schema() -> None:
     out.write(b"\x00" + schema_id.to_bytes(4, "big"))
     obj = {k: v for k, v in f.alert(1).items() if k != "tag"}
     fastavro.schemaless_writer(out, fastavro.parse_schema(schema, named_schemas={}), obj)
-    record, _ = RecordDecoder(registry, "Alert")(out.getvalue(), "p.alerts")
+    record, _ = decode(registry, "Alert", out.getvalue(), "p.alerts")
     assert record["tag"] is None and record["raised_at"] == f.T0 + 1
 
 
@@ -102,7 +110,7 @@ def test_decoder_resolves_an_older_writer_schema() -> None:
 ])
 def test_decoder_errors_carry_codec_codes(data: bytes, code: str) -> None:
     with pytest.raises(DecodeError) as info:
-        RecordDecoder(InMemoryRegistry(), "Alert")(data, "p.alerts")
+        decode(InMemoryRegistry(), "Alert", data, "p.alerts")
     assert info.value.code == code
 
 
@@ -110,9 +118,9 @@ def test_decoder_truncated_and_wrong_schema() -> None:
     registry = InMemoryRegistry()
     good = _framed(registry, "Alert", f.alert(1))
     with pytest.raises(DecodeError) as info:
-        RecordDecoder(registry, "Alert")(good[:-4], "p.alerts")
+        decode(registry, "Alert", good[:-4], "p.alerts")
     assert info.value.code == "TRUNCATED_AVRO"
     other = _framed(registry, "GatewayStatus", f.gateway_status(1))
     with pytest.raises(DecodeError) as info:
-        RecordDecoder(registry, "Alert")(other, "p.alerts")
+        decode(registry, "Alert", other, "p.alerts")
     assert info.value.code == "WRONG_SCHEMA"

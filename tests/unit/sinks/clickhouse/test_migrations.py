@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 from sinks.clickhouse.migrations import migrate
-from sinks.clickhouse.schema import TABLES
+from sinks.clickhouse.schema import table_specs
 from tests.unit.sinks.fakes import MODERN, OLD, FakeBackend
 
 
@@ -21,7 +21,7 @@ def test_first_run_creates_everything_and_records_it() -> None:
 def test_second_run_changes_nothing() -> None:
     backend = FakeBackend(MODERN)
     migrate(backend)
-    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in TABLES.values()}
+    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in table_specs().values()}
     before = len(backend.commands)
     report = migrate(backend)
     assert report.applied == []
@@ -32,7 +32,7 @@ def test_second_run_changes_nothing() -> None:
 def test_a_new_avro_field_adds_a_column_and_rebuilds_views() -> None:
     backend = FakeBackend(MODERN)
     migrate(backend)
-    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in TABLES.values()}
+    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in table_specs().values()}
     backend.columns["alerts_raw"].discard("tag")  # as if `tag` were new in Alert.avsc
     backend.commands.clear()
     report = migrate(backend)
@@ -46,6 +46,6 @@ def test_views_are_recreated_when_their_sql_changes() -> None:
     backend = FakeBackend(MODERN)
     migrate(backend)
     backend.migrations["view:alerts"] = "stale"
-    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in TABLES.values()}
+    backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in table_specs().values()}
     report = migrate(backend)
     assert [s.version for s in report.applied] == ["view:alerts"]

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
-from sinks.clickhouse.schema import DEAD_LETTERS, READINGS, TABLES, Field
+from sinks.clickhouse.schema import Field, table_specs
 from tests.unit.sinks.fakes import MODERN, OLD
+
+TABLES = table_specs()
+READINGS, DEAD_LETTERS = TABLES["readings_raw"], TABLES["dead_letters_raw"]
 
 
 def test_readings_columns_are_envelope_fields_and_reading_arrays() -> None:

@@ -4,20 +4,19 @@ from typing import Any
 
 import pytest
 
+from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from schemas.registry import InMemoryRegistry
 from sinks.base import BackpressureError
-from sinks.clickhouse.client import TransientError
-from sinks.clickhouse.encoding import RecordDecoder
+from sinks.clickhouse import TransientError
+from sinks.clickhouse.encoding import EnvelopeDecoder
 from sinks.clickhouse.sink import ClickHouseSink, RetryPolicy
 from streams.metrics import Metrics
 from tests.unit.sinks import factories as f
 from tests.unit.sinks.fakes import FakeBackend
 
-TOPICS = {"p.telemetry.clean": ("readings_raw", "EnrichedTelemetryBatch"),
-          "p.incidents.clean": ("incident_reports_raw", "EnrichedIncidentReport"),
-          "p.hazards.clean": ("hazards_raw", "EnrichedHazardRecord"),
-          "p.alerts": ("alerts_raw", "Alert"), "p.deadletter": ("dead_letters_raw", "DeadLetter")}
+CATALOG = default_catalog()
+RECORDS = {f"p.{name}": topic.record for name, (topic, _) in CATALOG.routes().items()}
 
 
 class Harness:
@@ -26,18 +25,23 @@ class Harness:
         self.serializer = AvroSerializer(self.registry)
         self.backend = backend or FakeBackend()
         self.metrics = Metrics.create()
-        routes = {t: (table, RecordDecoder(self.registry, record))
-                  for t, (table, record) in TOPICS.items()}
-        self.sink = ClickHouseSink(self.backend, routes, self.metrics, max_rows=1000,
+        self.decoder = EnvelopeDecoder(
+            CATALOG, self.registry, lambda name: f"p.{name}",
+            lambda topic, code: self.metrics.rejects.labels(topic, code).inc())
+        self.sink = ClickHouseSink(self.backend, self.metrics, max_rows=1000,
                                    max_seconds=1.0, retry=RetryPolicy(attempts=2, delay=0.0),
-                                   sleep=lambda s: None)
+                                   sleep=lambda s: None, catalog=CATALOG)
         self.offsets: dict[str, int] = {}
 
     def send(self, topic: str, record: dict[str, Any], partition: int = 0) -> None:
-        data = self.serializer(record, SerializationContext(topic, TOPICS[topic][1]))
+        data = self.serializer(record, SerializationContext(topic, RECORDS[topic]))
+        self.send_bytes(topic, data, partition)
+
+    def send_bytes(self, topic: str, data: bytes | None, partition: int = 0) -> None:
         offset = self.offsets.get(topic, 0)
         self.offsets[topic] = offset + 1
-        self.sink.add_message(data, None, topic, partition, offset)
+        envelope, rows = self.decoder(data, None, topic, partition, offset)
+        self.sink.add(envelope, topic, partition, offset, max(rows, 1))
 
     def metric(self, name: str, **labels: str) -> float:
         value = self.metrics.registry.get_sample_value(name, labels)
@@ -112,7 +116,8 @@ def test_rows_clickhouse_rejects_go_to_the_dead_letters_rest_is_written() -> Non
 
 def test_undecodable_clean_message_becomes_a_sink_dead_letter() -> None:
     h = Harness()
-    h.sink.add_message(b"garbage", b"k", "p.alerts", 0, 7)
+    envelope, rows = h.decoder(b"garbage", b"k", "p.alerts", 0, 7)
+    h.sink.add(envelope, "p.alerts", 0, 7, rows)
     assert h.sink.flush() == {("p.alerts", 0): 8}
     (dead,) = h.backend.rows("dead_letters_raw")
     assert (dead["error_code"], dead["source_topic"], dead["source_offset"]) == (

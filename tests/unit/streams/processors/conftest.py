@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
-import fastavro
 import pytest
 from prometheus_client import CollectorRegistry
 
+from schemas.codec import AvroSerializer
+from schemas.registry import InMemoryRegistry
 from streams.metrics import Metrics
 from streams.policy import Policy, load_policy
-from streams.processors.decode import millis_schema
+from streams.processors.context import ProcessorContext
 from streams.processors.reference import ReferenceData
 
 T0 = 1_790_000_000_000  # a fixed "now" (ms)
@@ -49,11 +49,14 @@ def reference(policy: Policy) -> ReferenceData:
     return ref
 
 
+@pytest.fixture
+def ctx(policy: Policy, reference: ReferenceData, metrics: Metrics) -> ProcessorContext:
+    return ProcessorContext(policy, reference, metrics)
+
+
 def encodes(record: str, obj: dict[str, Any]) -> bytes:
     """The record encodes with its Avro schema (int-millis timestamps)."""
-    out = io.BytesIO()
-    fastavro.schemaless_writer(out, millis_schema(record), obj)
-    return out.getvalue()
+    return AvroSerializer(InMemoryRegistry(), millis=True).body(obj, record)
 
 
 def value_of(metric: Any, **labels: str) -> float:

@@ -1,13 +1,12 @@
 from __future__ import annotations
 
+from schemas.records import Source, unpack
 from streams.processors.common import (
-    Source,
     alert_id,
     already_applied,
     arrival_ms,
     canary_tag,
     make_alert,
-    unpack,
 )
 
 

@@ -2,9 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from schemas.records import Source
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.common import Source
 from streams.processors.gateways import (
     GatewayMonitor,
     enterprise_online_seconds,

@@ -4,11 +4,9 @@ from typing import Any
 
 import pytest
 
-from streams.metrics import Metrics
-from streams.policy import Policy
-from streams.processors.common import Source
+from schemas.records import Source
+from streams.processors.context import ProcessorContext
 from streams.processors.hazards import HazardProcessor
-from streams.processors.reference import ReferenceData
 from tests.unit.streams.processors.conftest import T0, encodes
 
 D = 86_400_000
@@ -29,8 +27,8 @@ def src(offset: int, ts: int = T0) -> Source:
 
 
 @pytest.fixture
-def proc(policy: Policy, reference: ReferenceData, metrics: Metrics) -> HazardProcessor:
-    return HazardProcessor(policy, reference, metrics)
+def proc(ctx: ProcessorContext) -> HazardProcessor:
+    return HazardProcessor(ctx)
 
 
 def test_versions_duplicates_and_replays(proc: HazardProcessor) -> None:

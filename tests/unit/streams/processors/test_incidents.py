@@ -4,9 +4,9 @@ from typing import Any
 
 import pytest
 
+from schemas.records import Source
 from streams.metrics import Metrics
-from streams.policy import Policy
-from streams.processors.common import Source
+from streams.processors.context import ProcessorContext
 from streams.processors.incidents import IncidentProcessor
 from tests.unit.streams.processors.conftest import T0, encodes, value_of
 
@@ -32,8 +32,8 @@ def src(offset: int, arrived: int = T0 + 72 * H) -> Source:
 
 
 @pytest.fixture
-def proc(policy: Policy, metrics: Metrics) -> IncidentProcessor:
-    return IncidentProcessor(policy, metrics)
+def proc(ctx: ProcessorContext) -> IncidentProcessor:
+    return IncidentProcessor(ctx)
 
 
 def chain(proc: IncidentProcessor, *reports: dict[str, Any]) -> tuple[list[Any], Any]:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from schemas.catalog.declarations import ENTERPRISE, SENSOR
 from streams.policy import Policy
 from streams.processors.reference import ReferenceData
 from tests.unit.streams.processors.conftest import T0, sensor
@@ -23,10 +24,10 @@ def test_bad_registrations_are_ignored(policy: Policy) -> None:
 
 def test_apply_and_tombstones(policy: Policy) -> None:
     ref = ReferenceData(policy)
-    ref.apply("sensors", "s-1", sensor("s-1"), T0)
-    ref.apply("enterprises", "e-1", {"enterprise_id": "e-1", "name": "n",
+    ref.apply(SENSOR, "s-1", sensor("s-1"), T0)
+    ref.apply(ENTERPRISE, "e-1", {"enterprise_id": "e-1", "name": "n",
                                      "region_code": "320102", "industry": "x",
                                      "updated_at": T0}, T0)
     assert ref.region_of("e-1") == "320102" and ref.region_of("nope") == ""
-    ref.apply("sensors", "s-1", None, T0)
+    ref.apply(SENSOR, "s-1", None, T0)
     assert "s-1" not in ref.sensors

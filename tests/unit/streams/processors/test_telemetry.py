@@ -5,12 +5,12 @@ from typing import Any
 
 import pytest
 
+from schemas.columns import READING_FIELDS, rows
+from schemas.records import Source
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.columns import READING_FIELDS, rows
-from streams.processors.common import Source
+from streams.processors.context import ProcessorContext
 from streams.processors.dedup import id_hash
-from streams.processors.gateways import GatewayMonitor
 from streams.processors.reference import ReferenceData
 from streams.processors.telemetry import TelemetryProcessor
 from tests.unit.streams.processors.conftest import T0, encodes, value_of
@@ -37,8 +37,7 @@ def src(offset: int, partition: int = 0) -> Source:
 
 @pytest.fixture
 def proc(policy: Policy, reference: ReferenceData, metrics: Metrics) -> TelemetryProcessor:
-    return TelemetryProcessor(policy, reference, metrics,
-                              GatewayMonitor(policy, reference, metrics), ring_size=4)
+    return TelemetryProcessor(ProcessorContext(policy, reference, metrics, ring_size=4))
 
 
 def test_good_envelope_is_enriched_once(proc: TelemetryProcessor, metrics: Metrics) -> None:

@@ -4,11 +4,14 @@ from typing import Any
 
 import fastavro
 
-from schemas.catalog import parsed
+from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, SerializationContext
 from schemas.registry import InMemoryRegistry
 from streams.publisher import GatewayPublisher, producer_config
 from streams.settings import Settings
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 
 class FakeProducer:
@@ -92,7 +95,7 @@ def test_crash_resends_unacknowledged(tmp_path: Path) -> None:
     assert second.drain(timeout=1) == 0
     assert len(second_producer.delivered) == 3
     body = io.BytesIO(second_producer.delivered[0][1][5:])
-    first_record: Any = fastavro.schemaless_reader(body, parsed("TelemetryBatch"))
+    first_record: Any = fastavro.schemaless_reader(body, SCHEMAS.parsed("TelemetryBatch"))
     assert first_record["sequence"] == 0
     third = GatewayPublisher(Settings(), tmp_path, registry, producer=FakeProducer())
     assert third.spool.pending() == 0

@@ -10,12 +10,21 @@ from typing import Any
 import fastavro
 import pytest
 
-from schemas.catalog import TOPICS, parsed
+from schemas.catalog import default_catalog
+from schemas.catalog.model import resolve
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
 from schemas.registry import InMemoryRegistry
 from streams.policy import LEVELS, load_policy
-from streams.records.rules import CHECKS, implied_level
+from streams.records.rules import implied_level
 from streams.simulate import SimConfig, Simulator
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
+
+
+def check_of(topic: str) -> Any:
+    """The checks of the record type read from ``topic``."""
+    return resolve(CATALOG.of_input(topic).checks)
 
 POLICY = load_policy()
 BASE = SimConfig(seed=7, rate=1500, duration_s=90, enterprises=6, gateways_per_enterprise=2,
@@ -56,7 +65,7 @@ def detect(events: list[Any]) -> dict[str, set]:
         if topic != "telemetry" or isinstance(value, bytes):
             continue
         for r in value["readings"]:
-            if r["reading_id"] in seen or CHECKS["TelemetryBatch"](
+            if r["reading_id"] in seen or check_of("telemetry")(
                     {"readings": [r]}, POLICY, r["event_time"]):
                 continue
             seen.add(r["reading_id"])
@@ -104,9 +113,9 @@ def test_registrations_first_and_records_valid() -> None:
     for topic, key, value, _ in events:
         if isinstance(value, bytes):
             continue
-        spec = TOPICS[topic]
-        assert key == value[spec.key_field]
-        fastavro.schemaless_writer(io.BytesIO(), parsed(spec.record), value)
+        spec = CATALOG.topic(topic)
+        assert key == value[spec.key]
+        fastavro.schemaless_writer(io.BytesIO(), SCHEMAS.parsed(spec.record), value)
 
 
 def test_clean_mode_has_no_faults_and_no_detections() -> None:
@@ -116,7 +125,7 @@ def test_clean_mode_has_no_faults_and_no_detections() -> None:
     assert not any(isinstance(v, bytes) for _, _, v, _ in events)
     assert dict(detect(events)) == {}
     for topic, _, value, _ in events:
-        assert CHECKS[TOPICS[topic].record](value, POLICY, value.get("sent_at") or
+        assert check_of(topic)(value, POLICY, value.get("sent_at") or
                                             value.get("reported_at") or
                                             value.get("updated_at")) == []
 
@@ -172,7 +181,7 @@ def test_late_duplicate_and_invalid_truth() -> None:
 def test_invalid_records_fail_as_the_truth_says() -> None:
     events, truth = run(BASE)
     registry = InMemoryRegistry()
-    assert registry.id_for("sim.telemetry-value", "TelemetryBatch") == 1
+    assert registry.id_for("sim.telemetry-value", SCHEMAS.text("TelemetryBatch")) == 1
     decode = AvroDeserializer(registry)
     ctx = SerializationContext("sim.telemetry", "TelemetryBatch")
     got: Counter[tuple[str | None, str]] = Counter()
@@ -185,7 +194,7 @@ def test_invalid_records_fail_as_the_truth_says() -> None:
             got[(None, info.value.code)] += 1
             continue
         now = value.get("sent_at") or value.get("reported_at") or value.get("updated_at")
-        for v in CHECKS[TOPICS[topic].record](value, POLICY, now):
+        for v in check_of(topic)(value, POLICY, now):
             rid = value.get("report_id") or value.get("hazard_id")
             if topic == "telemetry":
                 rid = value["readings"][int(v.field.split("]")[0].split("[")[1])]["reading_id"]

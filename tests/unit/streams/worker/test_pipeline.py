@@ -10,20 +10,25 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from schemas.catalog import TOPICS
-from schemas.codec import AvroSerializer, SerializationContext
+from schemas.catalog import default_catalog
+from schemas.codec import AvroDeserializer, AvroSerializer, SerializationContext
+from schemas.columns import rows
+from schemas.records import Source
 from schemas.registry import InMemoryRegistry
+from streams.canary.run import evaluate
+from streams.canary.scenario import Scenario
+from streams.kafkaio import Output
 from streams.metrics import Metrics
 from streams.policy import Policy, load_policy
-from streams.processors.columns import rows
-from streams.processors.common import Outputs, Source
-from streams.processors.decode import MillisDeserializer
+from streams.processors.base import DictStore
+from streams.processors.common import Outputs
+from streams.processors.context import ProcessorContext
 from streams.processors.reference import ReferenceData
 from streams.simulate import SimConfig, Simulator
-from streams.worker.canary import evaluate
-from streams.worker.canary_scenario import Scenario
-from streams.worker.kafkaio import Output
-from streams.worker.pipeline import DictStore, Pipeline
+from streams.worker.pipeline import Pipeline
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
 
 
 class Harness:
@@ -32,22 +37,23 @@ class Harness:
         self.serializer = AvroSerializer(self.registry)
         self.reference = ReferenceData(policy)
         self.metrics = Metrics.create(CollectorRegistry())
-        self.stores = {name: DictStore() for name in ("gateways", "incidents", "hazards")}
-        self.pipeline = Pipeline(policy, self.reference, self.metrics,
-                                 MillisDeserializer(self.registry), self.stores)
+        self.stores = {name: DictStore() for name in CATALOG.state_groups()}
+        self.pipeline = Pipeline(CATALOG, ProcessorContext(policy, self.reference, self.metrics),
+                                 AvroDeserializer(self.registry, millis=True), self.stores)
         self.offsets: Counter[tuple[str, int]] = Counter()
         self.results: list[tuple[str, Source, Outputs]] = []
 
     def header(self, topic: str) -> bytes:
-        return self.serializer.header(f"t.{topic}", TOPICS[topic].record)
+        return self.serializer.header(f"t.{topic}", CATALOG.topic(topic).record)
 
     def feed(self, topic: str, key: str, value: dict[str, Any] | bytes | None,
              now_ms: int) -> Outputs:
-        if topic in ("enterprises", "sensors"):
-            self.reference.apply(topic, key, value if isinstance(value, dict) else None, now_ms)
+        kind = next(k for k in CATALOG.types if k.input.name == topic)
+        if kind.reference is not None:
+            self.reference.apply(kind, key, value if isinstance(value, dict) else None, now_ms)
             return Outputs()
         data = value if isinstance(value, bytes) else self.serializer(
-            value or {}, SerializationContext(f"t.{topic}", TOPICS[topic].record))
+            value or {}, SerializationContext(f"t.{topic}", CATALOG.topic(topic).record))
         partition = sum(key.encode()) % 4
         offset = self.offsets[(topic, partition)]
         self.offsets[(topic, partition)] += 1
@@ -60,16 +66,14 @@ class Harness:
         return out
 
     def outputs(self) -> list[Output]:
-        names = {"telemetry": "telemetry.clean", "incidents": "incidents.clean",
-                 "hazards": "hazards.clean"}
         found = []
         for topic, source, out in self.results:
-            if out.clean is not None:
-                found.append(Output(names[topic], source.partition, source.offset, None,
+            clean = CATALOG.of_input(topic).clean
+            if out.clean is not None and clean is not None:
+                found.append(Output(clean.name, source.partition, source.offset, None,
                                     out.clean))
-            found += [Output("alerts", 0, 0, None, a) for a in out.alerts]
-            found += [Output("gateway.status", 0, 0, None, s) for s in out.statuses]
-            found += [Output("deadletter", 0, 0, None, d) for d in out.dead_letters]
+            for o in CATALOG.outputs:
+                found += [Output(o.topic.name, 0, 0, None, r) for r in getattr(out, o.field)]
         return found
 
 

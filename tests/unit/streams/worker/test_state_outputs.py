@@ -7,10 +7,11 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
+from schemas.catalog import default_catalog
+from schemas.codec import AvroDeserializer, AvroSerializer
 from schemas.registry import InMemoryRegistry
 from streams.metrics import Metrics
 from streams.processors.common import Outputs
-from streams.processors.decode import MillisDeserializer, MillisSerializer
 from streams.settings import Settings
 from streams.worker.outputs import OutputSender
 from streams.worker.state import StateCache
@@ -101,8 +102,8 @@ def test_sender_encodes_sends_and_awaits_acks() -> None:
     registry = InMemoryRegistry()
     metrics = Metrics.create(CollectorRegistry())
     producer = FakeProducer()
-    sender = OutputSender(producer, Settings(topic_prefix="p."), MillisSerializer(registry),
-                          metrics)
+    sender = OutputSender(producer, Settings(topic_prefix="p."), default_catalog(),
+                          AvroSerializer(registry, millis=True), metrics)
     sender.register_schemas()
 
     async def go() -> int:
@@ -113,15 +114,15 @@ def test_sender_encodes_sends_and_awaits_acks() -> None:
     assert asyncio.run(go()) == 2
     assert [(t, k) for t, k, _ in producer.sent] == [("p.alerts", b"s-1"), ("p.deadletter", None)]
     from schemas.codec import SerializationContext
-    record, _ = MillisDeserializer(registry)(producer.sent[0][2],
-                                             SerializationContext("p.alerts", "Alert"))
+    record, _ = AvroDeserializer(registry, millis=True)(
+        producer.sent[0][2], SerializationContext("p.alerts", "Alert"))
     assert record["alert_id"] == "a1"
     assert metrics.rejects.labels("telemetry", "OUT_OF_RANGE")._value.get() == 1
 
 
 def test_sender_flush_raises_on_a_failed_delivery() -> None:
-    sender = OutputSender(FakeProducer(fail=True), Settings(), MillisSerializer(
-        InMemoryRegistry()), Metrics.create(CollectorRegistry()))
+    sender = OutputSender(FakeProducer(fail=True), Settings(), default_catalog(), AvroSerializer(
+        InMemoryRegistry(), millis=True), Metrics.create(CollectorRegistry()))
 
     async def go() -> None:
         pending: list[Any] = []

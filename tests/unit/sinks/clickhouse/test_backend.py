@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from sinks.clickhouse.client import (
+from sinks.clickhouse.backend import (
     PermanentError,
     SchemaError,
     StoreBusyError,

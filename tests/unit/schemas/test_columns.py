@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from streams.processors.columns import columnar, ragged, reading_count, rows
+from schemas.columns import columnar, ragged, reading_count, rows
 
 
 def _reading(i: int, **flags: object) -> dict[str, object]:

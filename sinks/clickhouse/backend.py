@@ -1,7 +1,8 @@
-"""One small interface over two ClickHouse backends.
+"""The interface every ClickHouse backend implements, its errors and shared helpers.
 
-* ``clickhouse://host:port/db``: a server over the native protocol (clickhouse-driver).
-* ``chdb:///path``: embedded ClickHouse (chdb); one process per data directory.
+Backends: :mod:`.server` (a server over the native protocol, clickhouse-driver) and
+:mod:`.embedded` (chdb, in process, one process per data directory);
+:func:`sinks.clickhouse.connect` opens the one a URL names.
 
 ``query(sql) -> QueryResult`` (column names, types, rows), ``command(sql)``,
 ``insert(table, columns, types)`` (columnar: one list per column) and ``features`` (what the
@@ -22,8 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from sinks.clickhouse.config import ClickHouseConfig, parse_url
-from sinks.clickhouse.schema import Features
+from sinks.clickhouse.config import ClickHouseConfig
 
 # Server error codes worth retrying: timeouts, overload, network, memory, too many parts.
 TRANSIENT_CODES = frozenset({3, 32, 159, 160, 164, 202, 203, 209, 210, 236, 241, 242, 252, 285,
@@ -70,6 +70,26 @@ class QueryResult:
         return self.rows[0][0] if self.rows else None
 
 
+@dataclass(frozen=True)
+class Features:
+    """What the connected ClickHouse supports."""
+
+    version: tuple[int, ...]
+    datetime64: bool
+    low_cardinality: bool
+
+    @classmethod
+    def for_version(cls, version: tuple[int, ...]) -> Features:
+        # DateTime64 arrived in 20.1; LowCardinality was experimental until 19.x, so both
+        # are used from 20.1 on and the 18.16/19.x servers get DateTime + millis and String.
+        modern = version >= (20, 1)
+        return cls(version=version, datetime64=modern, low_cardinality=modern)
+
+    @property
+    def version_text(self) -> str:
+        return ".".join(str(v) for v in self.version)
+
+
 class Backend(Protocol):
     config: ClickHouseConfig
     features: Features
@@ -83,16 +103,6 @@ class Backend(Protocol):
 
 def parse_version(text: str) -> tuple[int, ...]:
     return tuple(int(p) for p in re.findall(r"\d+", text)[:3])
-
-
-def connect(url: str, create_database: bool = False) -> Backend:
-    """Open a backend for ``url``; ``create_database`` creates the database first."""
-    config = parse_url(url)
-    if config.kind == "chdb":
-        from sinks.clickhouse.embedded import ChdbBackend
-
-        return ChdbBackend(config, create_database)
-    return ServerBackend(config, create_database)
 
 
 def classify(exc: BaseException, what: str) -> ClickHouseError:
@@ -134,59 +144,6 @@ def plain(value: Any) -> Any:
     if isinstance(value, bytes):
         return value.decode("utf-8", "replace")
     return value
-
-
-class ServerBackend:
-    """A ClickHouse server over the native protocol."""
-
-    def __init__(self, config: ClickHouseConfig, create_database: bool = False) -> None:
-        from clickhouse_driver import Client
-
-        self.config = config
-        if create_database:
-            admin = Client(config.host, port=config.port, user=config.user,
-                           password=config.password, connect_timeout=config.connect_timeout)
-            try:
-                admin.execute(f"CREATE DATABASE IF NOT EXISTS {config.database}")
-            except Exception as exc:
-                raise classify(exc, f"create database {config.database}") from exc
-            finally:
-                admin.disconnect()
-        self.client = Client(config.host, port=config.port, database=config.database,
-                             user=config.user, password=config.password,
-                             connect_timeout=config.connect_timeout,
-                             send_receive_timeout=config.send_receive_timeout)
-        version = self.query("SELECT version()").scalar()
-        self.features = Features.for_version(parse_version(str(version)))
-
-    def query(self, sql: str) -> QueryResult:
-        try:
-            rows, meta = self.client.execute(sql, with_column_types=True)
-        except Exception as exc:
-            raise classify(exc, "query") from exc
-        return QueryResult([m[0] for m in meta], [m[1] for m in meta],
-                           [tuple(plain(v) for v in row) for row in rows])
-
-    def command(self, sql: str) -> None:
-        try:
-            self.client.execute(sql)
-        except Exception as exc:
-            raise classify(exc, sql.split("(")[0][:120]) from exc
-
-    def insert(self, table: str, columns: Mapping[str, Sequence[Any]],
-               types: Mapping[str, str]) -> None:
-        names = list(columns)
-        # The driver rewrites lists in place (NULL -> default value), but only the chunk
-        # copies it makes itself (clickhouse_driver.util.helpers.column_chunks -> chunks ->
-        # list(seq[i:i+n])): the caller's lists stay intact for a retry, no copy needed here.
-        try:
-            self.client.execute(f"INSERT INTO {table} ({', '.join(names)}) VALUES",
-                                [columns[n] for n in names], columnar=True)
-        except Exception as exc:
-            raise classify(exc, f"insert into {table}") from exc
-
-    def close(self) -> None:
-        self.client.disconnect()
 
 
 def json_rows(text: str) -> QueryResult:

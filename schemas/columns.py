@@ -1,4 +1,5 @@
-"""The columnar layout of an EnrichedTelemetryBatch (the clean telemetry topic).
+"""The columnar layout of an EnrichedTelemetryBatch (the clean telemetry topic): a wire
+layout, shared by the worker that writes it and the sink that reads it.
 
 The accepted readings of an envelope travel as parallel arrays, one per reading field
 (:data:`READING_FIELDS`), all of the same length: reading ``i`` is the ``i``-th entry of each.

@@ -3,12 +3,43 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import pytest
+from prometheus_client import CollectorRegistry
 
-from schemas.codec import AvroSerializer, SerializationContext
+from schemas.catalog import default_catalog
+from schemas.codec import AvroDeserializer, AvroSerializer, SerializationContext, strip_millis
+from schemas.records import Record, Source
 from schemas.registry import InMemoryRegistry
-from streams.processors.common import Source
-from streams.processors.decode import MillisDeserializer, MillisSerializer, decode_or_dead_letter
+from streams.metrics import Metrics
+from streams.policy import load_policy
+from streams.processors.base import DictStore
+from streams.processors.context import ProcessorContext
+from streams.processors.reference import ReferenceData
+from streams.worker.pipeline import Pipeline
 from tests.unit.streams.processors.conftest import T0
+
+CATALOG = default_catalog()
+SCHEMAS = CATALOG.schemas
+
+def MillisDeserializer(registry: InMemoryRegistry) -> AvroDeserializer:
+    return AvroDeserializer(registry, millis=True)
+
+
+def MillisSerializer(registry: InMemoryRegistry) -> AvroSerializer:
+    return AvroSerializer(registry, millis=True)
+
+
+def decode_or_dead_letter(deserializer: AvroDeserializer, record: str, source: Source,
+                          key: bytes | None, value: bytes | None, now_ms: int
+                          ) -> tuple[Record | None, Source, Record | None]:
+    """The worker's decode step (:meth:`Pipeline.decode`) for a telemetry message."""
+    policy = load_policy()
+    ctx = ProcessorContext(policy, ReferenceData(policy), Metrics.create(CollectorRegistry()))
+    stores = {name: DictStore() for name in CATALOG.state_groups()}
+    pipeline = Pipeline(CATALOG, ctx, deserializer, stores)
+    logical = next(k.input.name for k in CATALOG.processed if k.input.record == record)
+    found, src, out = pipeline.decode(logical, source, key, value, now_ms)
+    return found, src, (out.dead_letters[0] if out is not None else None)
+
 
 TOPIC = "ebi.telemetry"
 CTX = SerializationContext(TOPIC, "TelemetryBatch")
@@ -40,15 +71,13 @@ def test_older_writer_schema_is_resolved(registry: InMemoryRegistry) -> None:
     """A writer schema that differs from ours (e.g. an older version) goes through resolution."""
     import json
 
-    from schemas.catalog import schema_text
-    old = json.loads(schema_text("GatewayHeartbeat"))
+    old = json.loads(SCHEMAS.text("GatewayHeartbeat"))
     old["fields"] = [f for f in old["fields"] if f["name"] != "firmware"]
     old_id = registry.register("ebi.heartbeats-value", json.dumps(old))
     import io
 
     import fastavro
 
-    from streams.processors.decode import strip_millis
     body = io.BytesIO()
     fastavro.schemaless_writer(body, fastavro.parse_schema(strip_millis(old)),
                                {"gateway_id": "gw", "enterprise_id": "e", "sent_at": T0,

@@ -14,6 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from schemas.catalog.declarations import (
+    ALERTS,
+    DEAD_LETTERS,
+    ENTERPRISE,
+    GATEWAY_STATUS,
+    HEARTBEAT,
+    INCIDENT,
+    SENSOR,
+    TELEMETRY,
+)
 from streams.policy import Policy
 
 H = 3_600_000
@@ -48,11 +58,11 @@ class Scenario:
         i, now = self.ids, self.now_ms
         sensors = [("s-ok", "TEMPERATURE", "CELSIUS"), ("s-alarm", "METHANE", "PERCENT_VOL"),
                    ("s-flat", "FLAMMABLE_GAS", "PERCENT_LEL"), ("s-dup", "METHANE", "PERCENT_VOL")]
-        items: list[Item] = [("enterprises", i["ent"], {
+        items: list[Item] = [(ENTERPRISE.input.name, i["ent"], {
             "enterprise_id": i["ent"], "name": "ebi canary (synthetic monitoring)",
             "region_code": "110101", "industry": "canary", "updated_at": now})]
         for name, metric, unit in sensors:
-            items.append(("sensors", i[name], {
+            items.append((SENSOR.input.name, i[name], {
                 "sensor_id": i[name], "enterprise_id": i["ent"], "gateway_id": i["gw-main"],
                 "metric": metric, "unit": unit, "alarm_level1": None, "alarm_level2": None,
                 "updated_at": now}))
@@ -83,24 +93,31 @@ class Scenario:
         envelope = {"gateway_id": i["gw-main"], "enterprise_id": i["ent"], "sequence": 1,
                     "sent_at": now - 2000, "readings": first}
         items: list[Item] = [
-            ("telemetry", i["gw-main"], envelope),
-            ("telemetry", i["gw-main"], dict(envelope, sequence=2, sent_at=now - 1000,
+            (TELEMETRY.input.name, i["gw-main"], envelope),
+            (TELEMETRY.input.name, i["gw-main"], dict(envelope, sequence=2, sent_at=now - 1000,
                                              readings=second)),
-            ("telemetry", i["gw-main"], b"this is not Avro: canary invalid message"),
+            (TELEMETRY.input.name, i["gw-main"], b"this is not Avro: canary invalid message"),
         ]
         items += [self.heartbeat(n, now - (4 - n) * 1000) for n in range(5)]
-        items += [("incidents", i["inc-late"], self._report(
+        items += [(INCIDENT.input.name, i["inc-late"], self._report(
                       "inc-late", "rep-late", occurred=now - self.initial_deadline_ms
                       - self.late_by_ms, deaths=0)),
-                  ("incidents", i["inc-conceal"], self._report(
+                  (INCIDENT.input.name, i["inc-conceal"], self._report(
                       "inc-conceal", "rep-conceal", occurred=now - 600_000, deaths=5)),
-                  ("incidents", i["inc-ok"], self._report(
+                  (INCIDENT.input.name, i["inc-ok"], self._report(
                       "inc-ok", "rep-ok", occurred=now - 600_000, deaths=0))]
         return items
 
+    @staticmethod
+    def expected_rows() -> dict[str, int]:
+        """ClickHouse table -> the least number of canary rows the sink must have written."""
+        tables = {TELEMETRY.table: 1, INCIDENT.table: 3, ALERTS.table: 5,
+                  DEAD_LETTERS.table: 2, GATEWAY_STATUS.table: 2}
+        return {table.name: n for table, n in tables.items() if table is not None}
+
     def heartbeat(self, sequence: int, sent_at: int) -> Item:
         i = self.ids
-        return ("heartbeats", i["gw-silent"], {
+        return (HEARTBEAT.input.name, i["gw-silent"], {
             "gateway_id": i["gw-silent"], "enterprise_id": i["ent"], "sent_at": sent_at,
             "sequence": sequence, "interval_s": 1, "firmware": "canary"})
 
@@ -125,7 +142,8 @@ class Scenario:
                                  occurred=now_ms - 600_000, deaths=deaths, stage="FINAL",
                                  reported=now_ms)
             final["declared_level"] = "RELATIVELY_SERIOUS" if deaths else "ORDINARY"
-            items.append(("incidents", self.ids[incident], final))
-        items += [("sensors", self.ids[s], None) for s in ("s-ok", "s-alarm", "s-flat", "s-dup")]
-        items.append(("enterprises", self.ids["ent"], None))
+            items.append((INCIDENT.input.name, self.ids[incident], final))
+        items += [(SENSOR.input.name, self.ids[s], None)
+                  for s in ("s-ok", "s-alarm", "s-flat", "s-dup")]
+        items.append((ENTERPRISE.input.name, self.ids["ent"], None))
         return items

@@ -1,9 +1,9 @@
 """``ebi canary``: run a tagged synthetic scenario through the live pipeline and check it.
 
-Publishes :class:`~streams.worker.canary_scenario.Scenario` (ids ``canary-<run>-...``), reads
-the worker's outputs (clean topics, alerts, gateway statuses, dead letters) from where they
-ended before the run, and decides each expectation: caught, missed, or (for the clean control
-records) wrongly flagged. The silent gateway is given time to be found by the worker's timer
+Publishes :class:`~streams.canary.scenario.Scenario` (ids ``canary-<run>-...``), reads the
+worker's outputs (every output topic of the catalog) from where they ended before the run,
+and decides each expectation: caught, missed, or (for the clean control records) wrongly
+flagged. The silent gateway is given time to be found by the worker's timer
 before it comes back. Then it checks that the sink wrote the tagged rows to ClickHouse, and
 cleans up (FINAL reports, tombstones for the registrations).
 """
@@ -15,19 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from schemas.catalog import default_catalog
+from schemas.catalog.declarations import INCIDENT, TELEMETRY
+from schemas.catalog.model import Catalog
 from schemas.codec import SchemaSource
+from schemas.columns import rows
+from streams.canary.scenario import Scenario
+from streams.kafkaio import OutputReader, publish
 from streams.policy import Policy
-from streams.processors.columns import rows
 from streams.settings import Settings
-from streams.worker.canary_scenario import Scenario
-from streams.worker.kafkaio import OutputReader, publish
 from streams.worker.topics import ensure_topics
-
-OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.status", "alerts",
-           "deadletter")
-# ClickHouse tables (written by the sink) and how many canary rows each must hold
-CLICKHOUSE_ROWS = {"readings_raw": 1, "incident_reports_raw": 3, "alerts_raw": 5,
-                   "dead_letters_raw": 2, "gateway_status_raw": 2}
 
 
 @dataclass(frozen=True)
@@ -48,17 +45,26 @@ def _v(name: str, ok: bool, detail: str, bad: str = "missed") -> Verdict:
     return Verdict(name, ("caught" if bad == "missed" else "not flagged") if ok else bad, detail)
 
 
-def evaluate(sc: Scenario, outputs: list[Any]) -> dict[str, Verdict]:
+def evaluate(sc: Scenario, outputs: list[Any], catalog: Catalog | None = None
+             ) -> dict[str, Verdict]:
     """Every expectation, judged on the tagged outputs read so far."""
+    catalog = catalog or default_catalog()
     mine = [o for o in outputs if o.record.get("tag") == sc.tag]
-    of = {name: [o.record for o in mine if o.topic == name] for name in OUTPUTS}
-    readings = [r for env in of["telemetry.clean"] for r in rows(env)]
-    alerts = {(a["alert_type"], a["subject_id"]) for a in of["alerts"]}
-    reports = {r["report_id"]: r for r in of["incidents.clean"] if not r["duplicate"]}
+
+    def of(topic: str) -> list[dict[str, Any]]:
+        return [o.record for o in mine if o.topic == topic]
+
+    assert TELEMETRY.clean is not None and INCIDENT.clean is not None
+    envelopes = of(TELEMETRY.clean.name)
+    readings = [r for env in envelopes for r in rows(env)]
+    alerts = {(a["alert_type"], a["subject_id"]) for a in of(catalog.output("alert").topic.name)}
+    reports = {r["report_id"]: r for r in of(INCIDENT.clean.name) if not r["duplicate"]}
+    dead = of(catalog.output("deadletter").topic.name)
+    statuses = of(catalog.output("status").topic.name)
     i = sc.ids
     out: dict[str, Verdict] = {}
     dup = sum(r["reading_id"] == sc.dup_reading for r in readings)
-    dropped = sum(env["duplicates"] for env in of["telemetry.clean"])
+    dropped = sum(env["duplicates"] for env in envelopes)
     out["duplicate"] = _v("duplicate", dup == 1 and dropped >= 1,
                           f"reading accepted {dup}x, {dropped} dropped as duplicate")
     late = reports.get(i["rep-late"])
@@ -73,14 +79,14 @@ def evaluate(sc: Scenario, outputs: list[Any]) -> dict[str, Verdict]:
         f"{len(breach)} reading(s) at level 2, alerts {raised}")
     out["flatline"] = _v("flatline", ("FLATLINE", i["s-flat"]) in alerts,
                          f"{sc.flat_count} identical values of {i['s-flat']}")
-    codes = {(d["error_code"], d["record_id"]) for d in of["deadletter"]}
+    codes = {(d["error_code"], d["record_id"]) for d in dead}
     out["invalid reading"] = _v("invalid reading", ("OUT_OF_RANGE", sc.bad_reading) in codes,
                                 "5000 CELSIUS -> dead letter OUT_OF_RANGE")
     out["invalid message"] = _v("invalid message", ("NOT_CONFLUENT_FRAMED", None) in codes,
                                 "not Avro -> dead letter NOT_CONFLUENT_FRAMED")
     out["concealment"] = _v("concealment", ("SUSPECTED_CONCEALMENT", i["inc-conceal"]) in alerts,
                             "5 deaths declared ORDINARY")
-    states = [s["status"] for s in of["gateway.status"] if s["gateway_id"] == i["gw-silent"]]
+    states = [s["status"] for s in statuses if s["gateway_id"] == i["gw-silent"]]
     out["silent gateway"] = _v("silent gateway", "OFFLINE" in states and "ONLINE" in states,
                                f"statuses {states}")
     # controls: clean records must come through unflagged
@@ -103,11 +109,10 @@ def evaluate(sc: Scenario, outputs: list[Any]) -> dict[str, Verdict]:
 
 def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
     """The sink wrote the canary's rows (by tag) to ClickHouse."""
-    try:
-        from sinks.clickhouse.client import ClickHouseError, connect
-        from sinks.clickhouse.config import parse_url
-    except ImportError as exc:   # pragma: no cover - the sink package ships with ebi
-        return Verdict("clickhouse", "missed", f"sink package unavailable: {exc}")
+    from sinks.clickhouse import ClickHouseError, connect
+    from sinks.clickhouse.config import parse_url
+
+    expected = Scenario.expected_rows()
     database = parse_url(settings.clickhouse).database
     deadline = time.monotonic() + timeout
     counts: dict[str, int] = {}
@@ -116,7 +121,7 @@ def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
         try:
             backend = connect(settings.clickhouse)
             try:
-                for table in CLICKHOUSE_ROWS:
+                for table in expected:
                     counts[table] = int(backend.query(
                         f"SELECT count() FROM {database}.{table} WHERE tag = '{tag}'").scalar())
             finally:
@@ -124,19 +129,21 @@ def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
             error = ""
         except ClickHouseError as exc:
             error = str(exc).splitlines()[0][:200]
-        if not error and all(counts.get(t, 0) >= n for t, n in CLICKHOUSE_ROWS.items()):
+        if not error and all(counts.get(t, 0) >= n for t, n in expected.items()):
             return Verdict("clickhouse", "caught", ", ".join(f"{t} {n}"
                                                              for t, n in counts.items()))
         time.sleep(1.0)
     return Verdict("clickhouse", "missed", error or "rows by tag: " + ", ".join(
-        f"{t} {counts.get(t, 0)}/{n}" for t, n in CLICKHOUSE_ROWS.items()))
+        f"{t} {counts.get(t, 0)}/{n}" for t, n in expected.items()))
 
 
 class Canary:
     def __init__(self, settings: Settings, registry: SchemaSource, policy: Policy, *,
                  run: str, timeout: float = 120.0, silence_wait: float | None = None,
-                 clickhouse: bool = True, say: Callable[[str], None] = print) -> None:
+                 clickhouse: bool = True, say: Callable[[str], None] = print,
+                 catalog: Catalog | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog or default_catalog()
         self.registry = registry
         self.scenario = Scenario(run, int(time.time() * 1000), policy)
         self.timeout = timeout
@@ -148,17 +155,20 @@ class Canary:
 
     def run(self) -> list[Verdict]:
         sc, st = self.scenario, self.settings
-        ensure_topics(st)
-        reader = OutputReader(st, self.registry, OUTPUTS,
-                              start=OutputReader.end_offsets(st, OUTPUTS))
+        ensure_topics(st, self.catalog)
+        outputs = [t.name for t in self.catalog.worker_outputs()]
+        reader = OutputReader(st, self.registry, outputs,
+                              start=OutputReader.end_offsets(st, outputs), catalog=self.catalog)
         try:
             publish(st, self.registry, sc.reference())
             publish(st, self.registry, sc.traffic())
             silent_since = time.monotonic()
             deadline = silent_since + self.timeout
 
+            status_topic = self.catalog.output("status").topic.name
+
             def offline(outs: list[Any]) -> bool:
-                return any(o.topic == "gateway.status" and o.record["status"] == "OFFLINE" and
+                return any(o.topic == status_topic and o.record["status"] == "OFFLINE" and
                            o.record["gateway_id"] == sc.ids["gw-silent"] for o in outs)
 
             by_timer = reader.until(offline, self.silence_wait)
@@ -168,10 +178,10 @@ class Canary:
             publish(st, self.registry, [sc.heartbeat(5, int(time.time() * 1000))])
 
             def settled(outs: list[Any]) -> bool:
-                return all(v.ok for v in evaluate(sc, outs).values())
+                return all(v.ok for v in evaluate(sc, outs, self.catalog).values())
 
             reader.until(settled, max(5.0, deadline - time.monotonic()))
-            verdicts = list(evaluate(sc, reader.outputs).values())
+            verdicts = list(evaluate(sc, reader.outputs, self.catalog).values())
         finally:
             reader.close()
         if self.clickhouse:

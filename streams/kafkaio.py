@@ -1,6 +1,7 @@
-"""Small Kafka helpers around the worker: publish records and read decoded outputs back.
+"""Small Kafka helpers around the pipeline: publish records and read decoded outputs back.
 
-Used by ``ebi canary`` and the integration tests (not by the worker's hot path).
+Used by ``ebi canary``, the benchmarks and the integration tests (not by the worker's hot
+path). Topics are logical names of the catalog.
 """
 
 from __future__ import annotations
@@ -10,10 +11,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from schemas.catalog import TOPICS
-from schemas.codec import AvroSerializer, DecodeError, SchemaSource, SerializationContext
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog
+from schemas.codec import (
+    AvroDeserializer,
+    AvroSerializer,
+    DecodeError,
+    SchemaSource,
+    SerializationContext,
+)
 from streams import clients
-from streams.processors.decode import MillisDeserializer
 from streams.settings import Settings
 
 Coordinates = tuple[str, int, int]     # topic, partition, offset
@@ -21,13 +28,15 @@ Coordinates = tuple[str, int, int]     # topic, partition, offset
 
 def publish(settings: Settings, registry: SchemaSource,
             items: Iterable[tuple[str, str, dict[str, Any] | bytes | None]],
-            producer: Any = None, timeout: float = 60.0) -> list[Coordinates]:
+            producer: Any = None, timeout: float = 60.0,
+            catalog: Catalog | None = None) -> list[Coordinates]:
     """Send ``(logical topic, key, record, raw bytes or None for a tombstone)`` in order;
     returns the coordinates of each message (in the same order) once all are acknowledged."""
     if producer is None:
         producer = clients.producer(settings, **{"acks": "all", "enable.idempotence": True,
                                                  "linger.ms": 20, "compression.type": "zstd"})
-    serializer = AvroSerializer(registry)
+    catalog = catalog or default_catalog()
+    serializer = AvroSerializer(registry, catalog.schemas)
     coords: list[Coordinates | None] = []
     errors: list[str] = []
 
@@ -42,7 +51,7 @@ def publish(settings: Settings, registry: SchemaSource,
     for index, (logical, key, value) in enumerate(items):
         topic = settings.topic(logical)
         if isinstance(value, dict):
-            value = serializer(value, SerializationContext(topic, TOPICS[logical].record))
+            value = serializer(value, SerializationContext(topic, catalog.topic(logical).record))
         coords.append(None)
         while True:
             try:
@@ -85,12 +94,14 @@ class OutputReader:
     """Reads logical topics from given start offsets (default: the beginning), decoded."""
 
     def __init__(self, settings: Settings, registry: SchemaSource, logical: Iterable[str],
-                 start: dict[tuple[str, int], int] | None = None) -> None:
+                 start: dict[tuple[str, int], int] | None = None,
+                 catalog: Catalog | None = None) -> None:
         from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
         self.settings = settings
         self.names = {settings.topic(name): name for name in logical}
-        self.deserializer = MillisDeserializer(registry)
+        self.catalog = catalog or default_catalog()
+        self.deserializer = AvroDeserializer(registry, self.catalog.schemas, millis=True)
         self.consumer = clients.consumer(settings, f"{settings.worker_id}-reader")
         meta = self.consumer.list_topics(timeout=30)
         assignment = []
@@ -132,7 +143,7 @@ class OutputReader:
                 name = self.names[topic]
                 try:
                     record, _ = self.deserializer(msg.value(), SerializationContext(
-                        topic, TOPICS[name].record))
+                        topic, self.catalog.topic(name).record))
                 except DecodeError:
                     self.undecodable += 1
                     continue

@@ -1,0 +1,96 @@
+"""ebi's record types and outputs: one declaration each (see :mod:`.model`).
+
+Adding a record type means: its ``.avsc`` files in ``schemas/avro``, one :class:`RecordType`
+here, its processor (and its checks) — see docs/architecture.md. Topic names are logical;
+``Settings.topic(name)`` adds the deployment's prefix.
+"""
+
+from __future__ import annotations
+
+from schemas.catalog.model import Ledger, Output, RecordType, Reference, State, Table, Topic, View
+
+GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:GatewayClock")
+INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock")
+HAZARDS = State("hazards", "hazard_id")
+
+TELEMETRY = RecordType(
+    "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id"),
+    checks="streams.records.rules:check_telemetry",
+    processor="streams.processors.telemetry:TelemetryProcessor", state=GATEWAYS,
+    clean=Topic("telemetry.clean", "EnrichedTelemetryBatch", "gateway_id"),
+    table=Table("readings_raw", columnar=True, skip=frozenset({"readings_in", "duplicates",
+                                                               "rejected"}),
+                order_by=("enterprise_id", "sensor_id", "event_time", "reading_id"),
+                partition_by="toYYYYMM(event_time)", event_time="sent_at",
+                views=(View("readings"),),
+                doc="One row per accepted sensor reading (envelope fields repeated)."),
+    ledger=Ledger("telemetry", ("gateway_id", "sequence"), counts="rows"),
+    event_time="sent_at", flat_items="readings", canary=True)
+
+HEARTBEAT = RecordType(
+    "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id"),
+    checks="streams.records.rules:check_heartbeat",
+    processor="streams.processors.gateways:HeartbeatProcessor", state=GATEWAYS,
+    event_time="sent_at", canary=True)
+
+HAZARD = RecordType(
+    "hazard", Topic("hazards", "HazardRecord", "hazard_id"),
+    checks="streams.records.rules:check_hazard",
+    processor="streams.processors.hazards:HazardProcessor", state=HAZARDS,
+    clean=Topic("hazards.clean", "EnrichedHazardRecord", "hazard_id"),
+    table=Table("hazards_raw", skip=frozenset({"duplicate"}), order_by=("hazard_id", "version"),
+                event_time="updated_at",
+                views=(View("hazard_versions"),
+                       View("hazards", latest_by=("hazard_id",), order=("version DESC",))),
+                doc="Every version of every hidden-danger record."),
+    ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at")
+
+INCIDENT = RecordType(
+    "incident", Topic("incidents", "IncidentReport", "incident_id"),
+    checks="streams.records.rules:check_incident",
+    processor="streams.processors.incidents:IncidentProcessor", state=INCIDENTS,
+    clean=Topic("incidents.clean", "EnrichedIncidentReport", "incident_id"),
+    table=Table("incident_reports_raw", skip=frozenset({"duplicate"}),
+                order_by=("incident_id", "report_id"), partition_by="toYYYYMM(occurred_at)",
+                event_time="reported_at",
+                views=(View("incident_reports"),
+                       View("incidents", latest_by=("incident_id",),
+                            order=("reported_at DESC", "received_at DESC"))),
+                doc="Every incident report (the full history); replays are not stored."),
+    ledger=Ledger("incident", ("report_id",)), event_time="reported_at", canary=True)
+
+ENTERPRISE = RecordType(
+    "enterprise", Topic("enterprises", "Enterprise", "enterprise_id", compacted=True),
+    checks="streams.records.rules:check_enterprise",
+    reference=Reference("enterprises", "streams.processors.reference:enterprise_ref"),
+    canary=True)
+
+SENSOR = RecordType(
+    "sensor", Topic("sensors", "Sensor", "sensor_id", compacted=True),
+    checks="streams.records.rules:check_sensor",
+    reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True)
+
+GATEWAY_STATUS = Output(
+    Topic("gateway.status", "GatewayStatus", "gateway_id"), "status", "statuses",
+    Table("gateway_status_raw", order_by=("gateway_id", "changed_at", "status"),
+          event_time="changed_at",
+          views=(View("gateway_status"),
+                 View("gateway_state", latest_by=("gateway_id",), order=("changed_at DESC",))),
+          doc="Gateways going offline and coming back."))
+
+ALERTS = Output(
+    Topic("alerts", "Alert", "subject_id"), "alert", "alerts",
+    Table("alerts_raw", order_by=("alert_id",), partition_by="toYYYYMM(event_time)",
+          event_time="raised_at", views=(View("alerts"),), doc="Alerts raised by the worker."))
+
+DEAD_LETTERS = Output(
+    Topic("deadletter", "DeadLetter"), "deadletter", "dead_letters",
+    Table("dead_letters_raw",
+          order_by=("source_topic", "source_partition", "source_offset", "stage",
+                    "ifNull(record_index, -1)"),
+          event_time="failed_at", views=(View("dead_letters"),),
+          doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected "
+              "(sink)."))
+
+TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR)
+OUTPUTS = (ALERTS, GATEWAY_STATUS, DEAD_LETTERS)
