@@ -15,8 +15,8 @@ from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer, SerializationContext
 from schemas.registry import InMemoryRegistry
 from sinks.clickhouse import Backend
-from sinks.clickhouse.encoding import Envelope, RecordDecoder, TableEncoder
-from sinks.clickhouse.schema import TABLES, TOPIC_TABLES
+from sinks.clickhouse.encoding import Envelope, EnvelopeDecoder, TableEncoder
+from sinks.clickhouse.schema import table_specs
 from sinks.clickhouse.sink import ClickHouseSink
 from streams.metrics import Metrics
 from streams.settings import Settings
@@ -43,21 +43,22 @@ def load_in_process(backend: Backend, records: dict[str, list[dict[str, Any]]],
     serializer = AvroSerializer(registry)
     if skip_ledger:
         for logical, items in records.items():
-            table = TOPIC_TABLES[logical]
-            encoder = TableEncoder(TABLES[table], backend.features)
+            table = CATALOG.routes()[logical][1].name
+            encoder = TableEncoder(table_specs(CATALOG)[table], backend.features)
             envelopes = [Envelope(r, f"it.{logical}", 0, next(_clean_offsets), table)
                          for r in items]
             backend.insert(table, encoder.encode(envelopes, time.time_ns() // 10**6,
                                                  int(time.time())), encoder.types)
         return
-    routes = {f"it.{t}": (TOPIC_TABLES[t], RecordDecoder(registry, CATALOG.topic(t).record))
-              for t in records}
-    sink = ClickHouseSink(backend, routes, Metrics.create(), 10**6, 60.0)
+    decoder = EnvelopeDecoder(CATALOG, registry, lambda name: f"it.{name}")
+    sink = ClickHouseSink(backend, Metrics.create(), 10**6, 60.0, catalog=CATALOG)
     for logical, items in records.items():
         topic = f"it.{logical}"
         for r in items:
             data = serializer(r, SerializationContext(topic, CATALOG.topic(logical).record))
-            sink.add_message(data, None, topic, 0, next(_clean_offsets))
+            offset = next(_clean_offsets)
+            envelope, rows = decoder(data, None, topic, 0, offset)
+            sink.add(envelope, topic, 0, offset, max(rows, 1))
     sink.flush()
 
 
