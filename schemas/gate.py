@@ -70,11 +70,15 @@ def check(catalog: Catalog, root: Traversable | None = None) -> list[GateResult]
         mode = rule(catalog, record)
         numbered = [(i + 1, text) for i, (_, text) in enumerate(versions)]
         problems = compat.check(catalog.schemas.text(record), numbered, mode)
-        names = {i + 1: name for i, (name, _) in enumerate(versions)}
-        shown = tuple(re.sub(r"version (\d+)", lambda m: f"release {names[int(m.group(1))]}", p)
-                      for p in problems)
-        out.append(GateResult(record, mode, len(versions), shown))
+        out.append(GateResult(record, mode, len(versions),
+                              tuple(_named(p, versions) for p in problems)))
     return out
+
+
+def _named(problem: str, versions: list[tuple[str, str]]) -> str:
+    """A compat message with "version N" told as the release it is."""
+    return re.sub(r"version (\d+)", lambda m: f"release {versions[int(m.group(1)) - 1][0]}",
+                  problem)
 
 
 def release(catalog: Catalog, version: str, root: Path) -> Path:
