@@ -27,9 +27,10 @@ system-deps: ## install system packages the tests need (Debian: clickhouse-serve
 run: venv ## the main job: stack up, worker + sink + simulator with live progress (DURATION=s, RATE=readings/s)
 	$(BIN)/ebi run --duration $(DURATION) --rate $(RATE)
 
-test: venv system-deps ## what CI runs: ruff, mypy, unit and integration tests, promtool rule tests
+test: venv system-deps ## what CI runs: ruff, mypy, schema gate, unit and integration tests, promtool rule tests
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/ebi schemas check --released
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q -x $(PYTEST_ARGS)
 	bash deploy/prometheus/test-rules.sh

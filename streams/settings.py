@@ -62,6 +62,9 @@ class Settings:
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     policy_file: str = ""  # empty: the bundled policy (streams/policy/default.toml)
+    # The record types: "package.module:function" returning a Catalog; empty: ebi's own
+    # (schemas/catalog/declarations.py).
+    catalog: str = ""
     # Tests: a service that cannot start fails the run instead of skipping.
     require_services: bool = False
     log_level: str = "WARNING"

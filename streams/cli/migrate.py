@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from schemas.catalog import load_catalog
 from sinks.clickhouse import ClickHouseError
 from sinks.clickhouse.migrations import migrate
 from sinks.store import open_store
@@ -21,7 +22,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 1
     try:
         report = migrate(backend, progress=None if args.quiet else
-                         (lambda step: print(f"  applying {step}")))
+                         (lambda step: print(f"  applying {step}")),
+                         catalog=load_catalog(settings.catalog))
     except ClickHouseError as exc:
         print(f"ebi migrate: failed: {exc}", file=sys.stderr)
         return 1

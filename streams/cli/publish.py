@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from schemas.catalog import default_catalog
+from schemas.catalog import Catalog, default_catalog, load_catalog
 from schemas.catalog.model import resolve
 from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SerializationContext
 from streams.policy import Policy, load_policy
@@ -31,9 +31,9 @@ SHOWN = 100   # rejects printed to the terminal; the rejects file has them all
 
 
 def add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", required=True, choices=default_catalog().type_names(),
-                        dest="kind",
-                        help="record type of the file")
+    parser.add_argument("--type", required=True, dest="kind",
+                        help="record type of the file: "
+                        f"{', '.join(default_catalog().type_names())}")
     parser.add_argument("file", help="JSON Lines, JSON array or CSV file")
     parser.add_argument("--skip-invalid", action="store_true",
                         help="send the valid records and write the rejects to --rejects")
@@ -57,9 +57,10 @@ class Prepared:
 
 
 def prepare(path: str | Path, kind: str, policy: Policy | None, now_ms: int,
-            batch_size: int = 100, max_bytes: int = MAX_MESSAGE_BYTES) -> Prepared:
+            batch_size: int = 100, max_bytes: int = MAX_MESSAGE_BYTES,
+            catalog: Catalog | None = None) -> Prepared:
     """Read and validate the whole file; ``policy`` None skips the semantic rules."""
-    spec = default_catalog().type(kind)
+    spec = (catalog or default_catalog()).type(kind)
     record = spec.input.record
     checks = resolve(spec.checks)
     out = Prepared(spec.input.name)
@@ -116,9 +117,9 @@ def report_rejects(prepared: Prepared, path: str, rejects_path: Path | None,
 
 
 def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
-         timeout: float) -> tuple[int, int]:
+         timeout: float, catalog: Catalog | None = None) -> tuple[int, int]:
     """Produce every prepared message; returns (delivered, failed)."""
-    spec = default_catalog().topic(prepared.topic)
+    spec = (catalog or default_catalog()).topic(prepared.topic)
     full = settings.topic(prepared.topic)
     serializer = AvroSerializer(registry)
     ctx = SerializationContext(full, spec.record)
@@ -144,10 +145,15 @@ def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = load_catalog(settings.catalog)
+    if args.kind not in catalog.type_names():
+        print(f"ebi publish: unknown --type {args.kind!r}; known: "
+              f"{', '.join(catalog.type_names())}", file=sys.stderr)
+        return 2
     policy = None if args.no_rules else load_policy(settings.policy_file or None)
     try:
         prepared = prepare(args.file, args.kind, policy, int(time.time() * 1000),
-                           args.batch_size, args.max_bytes)
+                           args.batch_size, args.max_bytes, catalog)
     except OSError as exc:
         print(f"ebi publish: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
         return 2
@@ -167,7 +173,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
         producer = make_producer(settings)
         delivered, failed = send(prepared, settings, clients.registry(settings),
-                                 producer, args.timeout)
+                                 producer, args.timeout, catalog)
     print(f"{line}; {len(prepared.messages)} messages to {settings.topic(prepared.topic)}: "
           f"{delivered} delivered, {failed} failed"
           + (f"; rejects written to {rejects_path}" if rejects_path else ""))

@@ -8,7 +8,7 @@ import argparse
 import sys
 import uuid
 
-from schemas.catalog import default_catalog
+from schemas.catalog import load_catalog
 from sinks.clickhouse import ClickHouseError
 from sinks.reconcile import reconcile, report_lines
 from sinks.store import open_store
@@ -17,9 +17,8 @@ from streams.settings import Settings
 
 
 def add(parser: argparse.ArgumentParser) -> None:
-    ledgered = [kind.input.name for kind in default_catalog().ledgered]
-    parser.add_argument("--topics", nargs="*", default=ledgered,
-                        help=f"logical input topics (default: {' '.join(ledgered)})")
+    parser.add_argument("--topics", nargs="*", default=None,
+                        help="logical input topics (default: every ledgered input topic)")
 
 
 def watermarks(settings: Settings, topics: list[str], timeout: float = 10.0
@@ -44,8 +43,16 @@ def watermarks(settings: Settings, topics: list[str], timeout: float = 10.0
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    catalog = load_catalog(settings.catalog)
+    kinds = {settings.topic(kind.input.name): kind for kind in catalog.ledgered}
+    topics = args.topics or [kind.input.name for kind in catalog.ledgered]
+    unknown = [t for t in topics if settings.topic(t) not in kinds]
+    if unknown:
+        print(f"ebi reconcile: not a ledgered input topic: {', '.join(unknown)}",
+              file=sys.stderr)
+        return 2
     try:
-        marks = watermarks(settings, args.topics)
+        marks = watermarks(settings, topics)
     except Exception as exc:  # KafkaException and friends
         print(f"ebi reconcile: cannot read offsets from Kafka at {settings.bootstrap}: {exc}",
               file=sys.stderr)
@@ -54,13 +61,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if backend is None:
         return 1
     try:
-        catalog = default_catalog()
-        kinds = {settings.topic(kind.input.name): kind for kind in catalog.ledgered}
-        unknown = [t for t in args.topics if settings.topic(t) not in kinds]
-        if unknown:
-            print(f"ebi reconcile: not a ledgered input topic: {', '.join(unknown)}",
-                  file=sys.stderr)
-            return 2
         checks = reconcile(backend, marks, kinds)
     except ClickHouseError as exc:
         print(f"ebi reconcile: {exc}", file=sys.stderr)

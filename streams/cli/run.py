@@ -13,7 +13,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 
-from schemas.catalog import default_catalog
+from schemas.catalog import load_catalog
 from streams import clients
 from streams.settings import Settings
 from streams.stack import Stack, StackError
@@ -101,7 +101,7 @@ def _scrape(port: int, name: str) -> float:
 
 
 def _report(settings: Settings, sink: Child | None, progress: Progress) -> None:
-    catalog = default_catalog()
+    catalog = load_catalog(settings.catalog)
     inputs = tuple(kind.input.name for kind in catalog.processed)
     clean = tuple(kind.clean.name for kind in catalog.processed if kind.clean is not None)
     alerts = catalog.output("alert").topic.name

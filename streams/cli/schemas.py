@@ -1,4 +1,4 @@
-"""``ebi schemas register | check``.
+"""``ebi schemas register | check | release``.
 
 register: registers every topic's schema under ``<topic>-value``, sets BACKWARD_TRANSITIVE on
 the subject and prints ``subject -> id``.
@@ -7,6 +7,9 @@ check: compares each local .avsc with ALL registered versions of its subject, lo
 compatibility endpoint; exits non-zero on any incompatible change. The local check defaults
 to FULL_TRANSITIVE: besides BACKWARD_TRANSITIVE (what the registry enforces), workers still
 running an older schema must read what upgraded gateways write during a rolling upgrade.
+check --released: offline, no registry: each local .avsc against its released versions in
+``schemas/releases/`` under its topic's rule (:mod:`schemas.gate`; ``make test`` runs it).
+release VERSION: copies the current schemas into ``schemas/releases/VERSION``.
 """
 
 from __future__ import annotations
@@ -16,13 +19,16 @@ import sys
 from typing import Any, TextIO
 
 from schemas import compat
-from schemas.catalog import default_catalog, subject
+from schemas.catalog import Catalog, default_catalog, load_catalog, subject
 from schemas.registry import COMPATIBILITY
 from streams.settings import Settings
 
 
 def add(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("action", choices=["register", "check"])
+    parser.add_argument("action", choices=["register", "check", "release"])
+    parser.add_argument("version", nargs="?", help="release: the version to record (e.g. 0.2.0)")
+    parser.add_argument("--released", action="store_true",
+                        help="check: against the released schemas in the repository, offline")
     parser.add_argument("--topic", action="append", dest="topics", metavar="NAME",
                         help="only this logical topic (repeatable); default: all")
     parser.add_argument("--local-mode", default="FULL_TRANSITIVE", choices=compat.MODES,
@@ -32,8 +38,13 @@ def add(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams import clients
 
+    if args.action == "release":
+        return release(args.version)
+    if args.action == "check" and args.released:
+        return check_released()
     registry = clients.registry(settings)
-    known = [t.name for t in default_catalog().all_topics()]
+    catalog = load_catalog(settings.catalog)
+    known = [t.name for t in catalog.all_topics()]
     topics = args.topics or known
     unknown = [t for t in topics if t not in known]
     if unknown:
@@ -41,23 +52,59 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
               f"{', '.join(known)}", file=sys.stderr)
         return 2
     if args.action == "register":
-        return register(settings, registry, topics)
-    return check(settings, registry, topics, args.local_mode)
+        return register(settings, registry, topics, catalog=catalog)
+    return check(settings, registry, topics, args.local_mode, catalog=catalog)
 
 
 def register(settings: Settings, registry: Any, topics: list[str],
-             out: TextIO | None = None) -> int:
+             out: TextIO | None = None, catalog: Catalog | None = None) -> int:
     out = out or sys.stdout
+    catalog = catalog or default_catalog()
     for name in topics:
         subj = subject(settings.topic(name))
-        schema_id = registry.register(subj, _text(name))
+        schema_id = registry.register(subj, _text(catalog, name))
         registry.set_compatibility(subj, COMPATIBILITY)
         print(f"{subj} -> {schema_id}", file=out)
     return 0
 
 
-def _text(topic: str) -> str:
-    catalog = default_catalog()
+def check_released(out: TextIO | None = None) -> int:
+    from schemas import gate
+
+    out = out or sys.stdout
+    results = gate.check(default_catalog())
+    for r in results:
+        if r.ok:
+            print(f"{r.record}: {r.rule}, compatible with {r.releases} release(s)", file=out)
+        for line in r.problems:
+            print(f"{r.record}: INCOMPATIBLE {line}", file=out)
+    failed = [r.record for r in results if not r.ok]
+    if failed:
+        print(f"{len(failed)} schema(s) break their rule against a release: make the change "
+              "compatible (add fields with defaults, do not change types) or give the record a "
+              "new name on a new topic (schemas/releases/README.md)", file=out)
+    return 1 if failed else 0
+
+
+def release(version: str | None) -> int:
+    from pathlib import Path
+
+    from schemas import gate
+
+    if not version:
+        print("ebi schemas release: give the version to record, e.g. 0.2.0", file=sys.stderr)
+        return 2
+    root = Path(str(gate.releases_dir()))
+    try:
+        target = gate.release(default_catalog(), version, root)
+    except FileExistsError as exc:
+        print(f"ebi schemas release: {exc}", file=sys.stderr)
+        return 1
+    print(f"released schemas recorded in {target}")
+    return 0
+
+
+def _text(catalog: Catalog, topic: str) -> str:
     return catalog.schemas.text(catalog.topic(topic).record)
 
 
@@ -78,12 +125,14 @@ def registered_versions(registry: Any, subj: str) -> list[tuple[int, str]]:
 
 
 def check(settings: Settings, registry: Any, topics: list[str],
-          mode: str = "FULL_TRANSITIVE", out: TextIO | None = None) -> int:
+          mode: str = "FULL_TRANSITIVE", out: TextIO | None = None,
+          catalog: Catalog | None = None) -> int:
     out = out or sys.stdout
+    catalog = catalog or default_catalog()
     failed = 0
     for name in topics:
         subj = subject(settings.topic(name))
-        text = _text(name)
+        text = _text(catalog, name)
         versions = registered_versions(registry, subj)
         if not versions:
             print(f"{subj}: not registered yet, nothing to check", file=out)
@@ -91,7 +140,7 @@ def check(settings: Settings, registry: Any, topics: list[str],
         problems = compat.check(text, versions, mode)
         remote = registry.is_compatible(subj, text)
         if not remote and not problems:
-            record = default_catalog().topic(name).record
+            record = catalog.topic(name).record
             problems = [f"{record}: the registry reports the local schema incompatible with "
                         f"{subj} ({COMPATIBILITY})"]
         if problems:

@@ -28,7 +28,7 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    from schemas.catalog import default_catalog
+    from schemas.catalog import load_catalog
     from sinks.clickhouse.encoding import EnvelopeDecoder
     from sinks.clickhouse.sink import ClickHouseSink
     from sinks.consumer import CONSUMER_CONFIG, SinkLoop
@@ -38,12 +38,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.readiness import ClickHouseCheck
     from streams.worker.topics import ensure_topics
 
+    catalog = load_catalog(settings.catalog)
     backend = open_store(settings, "sink", create_database=True)
     if backend is None:
         return 1
     try:
         if not args.no_migrate:
-            report = migrate(backend)
+            report = migrate(backend, catalog=catalog)
             if report.applied:
                 print(f"ebi sink: {report.summary()}", file=sys.stderr)
     except ClickHouseError as exc:
@@ -51,12 +52,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
     try:
-        ensure_topics(settings)
+        ensure_topics(settings, catalog)
     except Exception as exc:  # KafkaException and friends: say where we looked
         backend.close()
         print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
         return 1
-    catalog = default_catalog()
     metrics = Metrics.create()
     decoder = EnvelopeDecoder(catalog, clients.registry(settings), settings.topic,
                               lambda topic, code: metrics.rejects.labels(topic, code).inc())

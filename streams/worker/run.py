@@ -16,7 +16,7 @@ from typing import Any
 
 import faust
 
-from schemas.catalog import default_catalog
+from schemas.catalog import load_catalog
 from schemas.catalog.model import Catalog
 from streams import clients
 from streams.httpserver import StatusServer
@@ -36,7 +36,7 @@ class WorkerError(RuntimeError):
 
 def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None,
             catalog: Catalog | None = None) -> WorkerApp:
-    catalog = catalog or default_catalog()
+    catalog = catalog or load_catalog(settings.catalog)
     ensure_topics(settings, catalog)
     counts = partition_counts(settings, catalog.input_topics())
     tables: dict[str, int] = {}

@@ -115,7 +115,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "EBI_SINK_GROUP": settings.sink_group,
         "EBI_SINK_BATCH_ROWS": str(settings.sink_batch_rows),
         "EBI_SINK_BATCH_SECONDS": str(settings.sink_batch_seconds),
-        "EBI_LOG_LEVEL": "INFO",
+        "EBI_LOG_LEVEL": "INFO", "EBI_CATALOG": settings.catalog,
     })
     env.update(extra)
     return env

@@ -39,6 +39,7 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
         "EBI_WORKER_ID": settings.worker_id, "EBI_WORKER_INSTANCE": instance,
         "EBI_TOPIC_PARTITIONS": str(settings.topic_partitions), "EBI_METRICS_PORT": "0",
         "EBI_POLICY_FILE": settings.policy_file, "EBI_LOG_LEVEL": "INFO",
+        "EBI_CATALOG": settings.catalog,
     })
     return env
 
