@@ -252,7 +252,11 @@ def parse_table(text: str, where: str) -> _Loaded:
     return _Loaded(divisions, retired, meta)
 
 
-@functools.cache
-def table(path: str = "") -> Divisions:
+def table(path: str | Path = "") -> Divisions:
     """The shared table for ``path`` (empty: bundled); read on first use, not here."""
+    return _shared(str(path))
+
+
+@functools.cache
+def _shared(path: str) -> Divisions:
     return Divisions(path)
