@@ -28,7 +28,7 @@ import functools
 from dataclasses import dataclass
 from datetime import date
 from importlib import resources
-from importlib.abc import Traversable
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 LEVELS = ("province", "city", "county")
@@ -42,8 +42,8 @@ class RegionTableError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Division:
-    """A current division. ``parents`` lists the enclosing province, then the city if there is
-    one (counties under a province directly, such as Beijing's districts, have none)."""
+    """A current division. ``parents``: the enclosing province, then the city if there is one
+    (Beijing's districts or Jiyuan, a county-level city, sit directly under their province)."""
 
     code: str
     name: str
