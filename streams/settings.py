@@ -62,6 +62,7 @@ class Settings:
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     policy_file: str = ""  # empty: the bundled policy (streams/policy/default.toml)
+    region_table: str = ""  # empty: the bundled GB/T 2260 table (streams/records/data)
     # The record types: "package.module:function" returning a Catalog; empty: ebi's own
     # (schemas/catalog/declarations.py).
     catalog: str = ""

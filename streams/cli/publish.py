@@ -21,7 +21,7 @@ from typing import Any, TextIO
 from schemas.catalog import Catalog, default_catalog, load_catalog
 from schemas.catalog.model import resolve
 from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SerializationContext
-from streams.policy import Policy, load_policy
+from streams.policy import Policy, PolicyError, load_policy
 from streams.publisher.producer import avro_body, make_producer
 from streams.records.reader import Row, envelopes, read_rows, validate
 from streams.records.rules import Violation
@@ -150,7 +150,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi publish: unknown --type {args.kind!r}; known: "
               f"{', '.join(catalog.type_names())}", file=sys.stderr)
         return 2
-    policy = None if args.no_rules else load_policy(settings.policy_file or None)
+    try:
+        policy = None if args.no_rules else load_policy(settings.policy_file or None,
+                                                        region_table=settings.region_table)
+    except PolicyError as exc:
+        print(f"ebi publish: {exc}", file=sys.stderr)
+        return 2
     try:
         prepared = prepare(args.file, args.kind, policy, int(time.time() * 1000),
                            args.batch_size, args.max_bytes, catalog)

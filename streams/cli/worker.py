@@ -16,12 +16,18 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    from streams.policy import PolicyError, load_policy
     from streams.worker.run import WorkerError, run_worker
 
     if args.instance:
         settings = settings.replace(worker_instance=args.instance)
     try:
-        return run_worker(settings, duration=args.duration)
+        policy = load_policy(settings.policy_file or None, region_table=settings.region_table)
+    except PolicyError as exc:
+        print(f"ebi worker: {exc}")
+        return 2
+    try:
+        return run_worker(settings, duration=args.duration, policy=policy)
     except WorkerError as exc:
         print(f"ebi worker: {exc}")
         return 2

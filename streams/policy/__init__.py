@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any
+
+from streams.records.regions import RegionTableError, table
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)\s*$")
@@ -85,6 +87,9 @@ class Policy:
     offline_after_intervals: int
     default_heartbeat_interval: timedelta
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    # The GB/T 2260 division table the region checks use (streams.records.regions); empty:
+    # the bundled one. Set from the region_table setting by load_policy.
+    region_table: str = ""
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -175,8 +180,22 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     )
 
 
-def load_policy(path: str | Path | None = None) -> Policy:
-    """The policy from ``path``, or the bundled defaults when ``path`` is empty."""
+def load_policy(path: str | Path | None = None, region_table: str = "") -> Policy:
+    """The policy from ``path``, or the bundled defaults when ``path`` is empty.
+
+    ``region_table`` (the ``region_table`` setting) is an operator's division table for the
+    region checks; it is read and validated here, so a bad file fails at start-up."""
+    policy = _load_policy(path)
+    if not region_table:
+        return policy
+    try:
+        table(region_table).load()
+    except RegionTableError as exc:
+        raise PolicyError(f"region_table: {exc}") from exc
+    return replace(policy, region_table=region_table)
+
+
+def _load_policy(path: str | Path | None) -> Policy:
     if path:
         try:
             text = Path(path).read_text("utf-8")

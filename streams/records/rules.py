@@ -1,9 +1,13 @@
-"""Semantic checks that need no reference data: region codes, ranges, units, figures, clocks.
+"""Semantic checks of single records: region codes, ranges, units, figures, clocks.
 
 Plain, pure functions over records (Avro-ready dicts or decoded records: timestamps may be
 int epoch millis or aware datetimes). Each returns a list of :class:`Violation`; an empty list
 means the record passes. ``ebi publish`` runs them before sending and the stream worker runs
-them on every decoded record, so they stay fast and side-effect free.
+them on every decoded record, so they stay fast and side-effect free. The only reference data
+is the GB/T 2260 division table (:mod:`streams.records.regions`): a region code of the right
+shape (else BAD_REGION_CODE) must be a current division (else UNKNOWN_REGION_CODE, which names
+the successor of a retired code). The policy names the table (``Policy.region_table``, empty:
+the bundled one), which is read once, on the first check.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from streams.policy import Policy
+from streams.records import regions
 
 # GB/T 2260 province-level prefixes (11 Beijing ... 65 Xinjiang, 71 Taiwan, 81 Hong Kong,
 # 82 Macao).
@@ -83,9 +88,13 @@ def _future(record: Mapping[str, Any], name: str, limit_ms: int, prefix: str = "
     return []
 
 
-def _region(record: Mapping[str, Any]) -> list[Violation]:
-    why = region_code_error(record.get("region_code"))
-    return [Violation("region_code", "BAD_REGION_CODE", why)] if why else []
+def _region(record: Mapping[str, Any], policy: Policy) -> list[Violation]:
+    code = record.get("region_code")
+    why = region_code_error(code)
+    if why:
+        return [Violation("region_code", "BAD_REGION_CODE", why)]
+    why = regions.table(policy.region_table).check(str(code))
+    return [Violation("region_code", "UNKNOWN_REGION_CODE", why)] if why else []
 
 
 def check_reading(reading: Mapping[str, Any], policy: Policy, now_ms: int,
@@ -132,8 +141,8 @@ def check_heartbeat(beat: Mapping[str, Any], policy: Policy, now_ms: int) -> lis
 
 def check_hazard(hazard: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
     limit = now_ms + _skew_ms(policy)
-    out = _region(hazard) + _future(hazard, "found_at", limit) + _future(hazard, "updated_at",
-                                                                         limit)
+    out = _region(hazard, policy) + _future(hazard, "found_at", limit) + _future(
+        hazard, "updated_at", limit)
     found, deadline = millis(hazard.get("found_at")), millis(hazard.get("rectification_deadline"))
     if found is not None and deadline is not None and deadline < found:
         out.append(Violation("rectification_deadline", "BAD_TIMESTAMP",
@@ -144,7 +153,7 @@ def check_hazard(hazard: Mapping[str, Any], policy: Policy, now_ms: int) -> list
 def check_incident(report: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
     """Region code, non-negative figures, no future times, reported not before it occurred."""
     limit = now_ms + _skew_ms(policy)
-    out = _region(report)
+    out = _region(report, policy)
     for name in FIGURES:
         value = report.get(name)
         if isinstance(value, int | float) and value < 0:
@@ -160,7 +169,8 @@ def check_incident(report: Mapping[str, Any], policy: Policy, now_ms: int) -> li
 
 def check_enterprise(enterprise: Mapping[str, Any], policy: Policy, now_ms: int) -> list[
         Violation]:
-    return _region(enterprise) + _future(enterprise, "updated_at", now_ms + _skew_ms(policy))
+    return _region(enterprise, policy) + _future(enterprise, "updated_at",
+                                                 now_ms + _skew_ms(policy))
 
 
 def check_sensor(sensor: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
