@@ -117,7 +117,8 @@ def _hbar(labels: Sequence[str], stacks: Sequence[tuple[str, Sequence[float], An
     ys = list(range(len(labels)))[::-1]
     left = [0.0] * len(labels)
     for name, values, colours in stacks:
-        ax.barh(ys, values, left=left, color=colours, label=name or None, height=0.62)
+        ax.barh(ys, values, left=left, color=colours, label=name or None,
+                height=0.62 if len(labels) > 2 else 0.45)
         left = [a + float(b) for a, b in zip(left, values, strict=True)]
     for y, total in zip(ys, left, strict=True):
         ax.text(total, y, " " + fmt.format(total), va="center", fontsize=8.5, color=ACCENT)
