@@ -297,11 +297,17 @@ def wait_for_chromium(timeout: float = 600.0) -> str:
     return CHROMIUM
 
 
-def screenshot(html: Path, png: Path, profile: Path, height: int = 2000) -> None:
+def screenshot(html: Path, png: Path, profile: Path, height: int = 2000) -> list[str]:
+    """Render ``html`` to ``png``; returns the URLs the page itself asked for (from
+    Chromium's net log: requests the page starts have the file's opaque origin "null" as
+    initiator, Chromium's own background requests have "not an origin"). No host resolves,
+    so nothing leaves the machine either way."""
+    netlog = profile.parent / f"{png.stem}-netlog.json"
     proc = subprocess.Popen(
         [wait_for_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
          "--no-first-run", "--disable-background-networking", "--disable-component-update",
-         "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+         "--disable-sync", "--hide-scrollbars", "--host-resolver-rules=MAP * ~NOTFOUND",
+         f"--user-data-dir={profile}", f"--log-net-log={netlog}",
          f"--screenshot={png}", f"--window-size=1280,{height}", html.as_uri()],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
@@ -314,6 +320,16 @@ def screenshot(html: Path, png: Path, profile: Path, height: int = 2000) -> None
         with contextlib.suppress(ProcessLookupError):   # its helpers, if any are left
             os.killpg(proc.pid, signal.SIGKILL)
     assert proc.returncode == 0 and png.exists(), f"chromium exited {proc.returncode}:\n{out}"
+    return page_requests(netlog)
+
+
+def page_requests(netlog: Path) -> list[str]:
+    log = json.loads(netlog.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    jobs = [e["params"] for e in log["events"]
+            if e["type"] == start and "url" in e.get("params", {})]
+    return [str(p["url"]) for p in jobs if p.get("initiator") != "not an origin"
+            and not str(p["url"]).startswith("file:")]
 
 
 def _near(rgb: tuple[int, int, int], hex_colour: str, tolerance: int = 18) -> bool:
@@ -328,7 +344,8 @@ def test_briefing_in_chromium(report_url: str, tmp_path: Path) -> None:
     ebi_report(report_url, tmp_path, "--html", str(page))
     assert_self_contained(page.read_text(encoding="utf-8"))
     png = tmp_path / "briefing.png"
-    screenshot(page, png, tmp_path / "chromium-profile")
+    requested = screenshot(page, png, tmp_path / "chromium-profile")
+    assert requested == [], f"the page asked the network for {requested}"
     keep = os.environ.get("EBI_REPORT_SCREENSHOT")
     if keep:
         shutil.copy(png, keep)
