@@ -2,7 +2,7 @@
 
 Text is drawn as paths (``svg.fonttype = path``), so a chart needs no font when the page is
 opened; Chinese labels need a CJK font when it is drawn (Debian: ``fonts-noto-cjk``). Without
-one, the labels fall back to English and :func:`cjk_family` says so once per process. The
+one, the labels fall back to English and :func:`cjk_family` logs a warning. The
 figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global figure state) inside
 an ``rc_context``; ids inside each SVG get the chart's own prefix so several can share a page.
 """
@@ -35,7 +35,6 @@ CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans CJK JP", "WenQuanYi Zen Hei",
 _CJK_FILES = re.compile(r"cjk|wqy|wenquanyi|sourcehan|droidsansfallback", re.I)
 TOP = 15            # bars in a ranking chart
 ACCENT = "#37474f"
-_warned: list[bool] = []
 
 
 def cjk_family() -> str | None:
@@ -54,8 +53,7 @@ def cjk_family() -> str | None:
                 except (OSError, RuntimeError, ValueError):
                     continue
         found = _first_cjk({f.name for f in manager.ttflist})
-    if found is None and not _warned:
-        _warned.append(True)
+    if found is None:
         log.warning("no CJK font for the report's charts (tried %s): chart labels are in "
                     "English only; install one, e.g. Debian's fonts-noto-cjk",
                     ", ".join(CJK_FAMILIES))
