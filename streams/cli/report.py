@@ -1,7 +1,10 @@
-"""``ebi report``: the analyst summary for a time range (default: the last 24 hours).
+"""``ebi report``: the analyst summary for a time range (default: the last 24 hours), as text
+or, with ``--html FILE``, as a self-contained daily briefing with charts.
 
-Late reports, anomalies, offline gateways and dead letters by reason, from the
-deduplicated views.
+Incidents by level, late reports, alarms, blind spots, offline gateways, late telemetry,
+anomalies and dead letters, from the deduplicated views; ``--region`` narrows every section
+that has a region to a province, city or county (GB/T 2260 prefix). The SQL is in
+:mod:`streams.report.sections`.
 """
 
 from __future__ import annotations
@@ -10,10 +13,20 @@ import argparse
 import datetime as dt
 import re
 import sys
+from collections.abc import Sequence
+from pathlib import Path
 
 from sinks.clickhouse import ClickHouseError
 from sinks.store import open_store
 from streams.cli.query import render
+from streams.report.sections import (
+    Scope,
+    ScopeError,
+    SectionData,
+    load,
+    region_prefix,
+    sections,
+)
 from streams.settings import Settings
 
 _RELATIVE = re.compile(r"^(\d+)([mhd])$")
@@ -33,57 +46,64 @@ def parse_time(text: str, now: dt.datetime) -> dt.datetime:
 def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--since", default="24h", help="start (ISO time in UTC, or 24h, 7d)")
     parser.add_argument("--until", default="", help="end (default: now)")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
+    parser.add_argument("--format", choices=("table", "csv", "json"), default="table",
+                        help="text output format")
+    parser.add_argument("--region", default="", metavar="CODE",
+                        help="GB/T 2260 prefix: 2 digits a province, 4 a city, 6 a county "
+                             "(default: all regions)")
+    parser.add_argument("--html", metavar="FILE", type=Path,
+                        help="write the daily briefing (charts, times in CST) to FILE instead "
+                             "of printing text")
 
 
-def sections(since: str, until: str) -> dict[str, str]:
-    """Title -> SQL for the report (times as 'YYYY-MM-DD HH:MM:SS' UTC)."""
-    s, u = f"toDateTime('{since}', 'UTC')", f"toDateTime('{until}', 'UTC')"
-    return {
-        "Late incident reports by province and kind": f"""
-SELECT substring(region_code, 1, 2) AS province, kind, count() AS late_reports,
-       round(max(late_by_ms) / 60000, 1) AS worst_minutes_late
-FROM incident_reports WHERE late = 1 AND reported_at >= {s} AND reported_at < {u}
-GROUP BY province, kind ORDER BY late_reports DESC""",
-        "Late telemetry readings by enterprise (top 20)": f"""
-SELECT enterprise_id, count() AS late_readings, max(arrival_lag_ms) AS worst_lag_ms
-FROM readings WHERE late = 1 AND event_time >= {s} AND event_time < {u}
-GROUP BY enterprise_id ORDER BY late_readings DESC LIMIT 20""",
-        "Anomalies by type": f"""
-SELECT anomaly, count() AS readings, uniqExact(sensor_id) AS sensors
-FROM readings ARRAY JOIN anomalies AS anomaly
-WHERE event_time >= {s} AND event_time < {u}
-GROUP BY anomaly ORDER BY readings DESC""",
-        "Gateways offline now": """
-SELECT gateway_id, enterprise_id, region_code, changed_at AS offline_since
-FROM gateway_state WHERE status = 'OFFLINE' ORDER BY changed_at""",
-        "Dead letters by reason": f"""
-SELECT stage, error_code, count() AS messages
-FROM dead_letters WHERE failed_at >= {s} AND failed_at < {u}
-GROUP BY stage, error_code ORDER BY messages DESC""",
-    }
+def scope_of(args: argparse.Namespace, now: dt.datetime) -> Scope:
+    """The report's range and region from the flags (ValueError/ScopeError when bad)."""
+    since = parse_time(args.since, now)
+    until = parse_time(args.until, now) if args.until else now
+    return Scope(since, until, region_prefix(args.region), now)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     now = dt.datetime.now(dt.UTC)
     try:
-        since = parse_time(args.since, now)
-        until = parse_time(args.until, now) if args.until else now
+        scope = scope_of(args, now)
+    except ScopeError as exc:
+        print(f"ebi report: {exc}", file=sys.stderr)
+        return 2
     except ValueError as exc:
         print(f"ebi report: bad time: {exc}", file=sys.stderr)
         return 2
     backend = open_store(settings, "report")
     if backend is None:
         return 1
-    fmt = "%Y-%m-%d %H:%M:%S"
-    print(f"ebi report {since.strftime(fmt)} .. {until.strftime(fmt)} UTC")
     try:
-        for title, sql in sections(since.strftime(fmt), until.strftime(fmt)).items():
-            print(f"\n== {title}")
-            sys.stdout.write(render(backend.query(sql), args.format))
+        data = [load(backend, s) for s in sections(scope)]
     except ClickHouseError as exc:
         print(f"ebi report: {exc}", file=sys.stderr)
         return 1
     finally:
         backend.close()
+    if args.html is not None:
+        return _write_html(args.html, scope, data, now)
+    region = f" region {scope.region}" if scope.region else ""
+    print(f"ebi report {scope.since_text} .. {scope.until_text} UTC{region}")
+    for d in data:
+        note = "" if d.section.regional or not scope.region else " (all regions)"
+        print(f"\n== {d.section.title}{note}")
+        sys.stdout.write(render(d.result(), args.format))
+    return 0
+
+
+def _write_html(path: Path, scope: Scope, data: Sequence[SectionData], now: dt.datetime) -> int:
+    from streams.report import charts, html
+
+    page = html.page(html.Briefing(scope, data, now), charts.render(data, scope))
+    try:
+        path.write_text(page, encoding="utf-8")
+    except OSError as exc:
+        print(f"ebi report: cannot write the briefing to {path}: {exc.strerror}",
+              file=sys.stderr)
+        return 1
+    print(f"ebi report: briefing for {scope.region or 'all regions'}, "
+          f"{scope.since_text} .. {scope.until_text} UTC, written to {path}")
     return 0

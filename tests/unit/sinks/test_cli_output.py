@@ -6,7 +6,7 @@ import pytest
 
 from sinks.clickhouse import QueryResult
 from streams.cli.query import render
-from streams.cli.report import parse_time, sections
+from streams.cli.report import parse_time
 
 NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 
@@ -20,13 +20,6 @@ NOW = dt.datetime(2026, 3, 10, 12, 0, tzinfo=dt.UTC)
 ])
 def test_parse_time(text: str, expected: dt.datetime) -> None:
     assert parse_time(text, NOW) == expected
-
-
-def test_report_sections_use_the_range() -> None:
-    sql = sections("2026-03-09 12:00:00", "2026-03-10 12:00:00")
-    assert len(sql) == 5
-    assert all("FROM " in q for q in sql.values())
-    assert "toDateTime('2026-03-09 12:00:00', 'UTC')" in sql["Dead letters by reason"]
 
 
 def test_render_formats() -> None:
