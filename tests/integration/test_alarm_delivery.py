@@ -176,6 +176,9 @@ def test_acknowledged_alarm_is_silenced_until_it_clears(
               am_get(alertmanager_url, "/api/v2/silences", filter=f'alarm_id="{first}"')}
     assert states == {"expired"}
     assert forwarder.stats.silences_created == 1 and forwarder.stats.silences_expired == 1
+    # ... and whoever was told about the alarm learns that it is over.
+    alarm_webhook.wait_for(lambda n: first in n.alarm_ids("resolved")
+                           and n.receiver == "bureau-11", what="the resolved acknowledged alarm")
 
 
 def test_a_second_forwarder_adopts_the_silence_instead_of_doubling_it(
