@@ -346,3 +346,32 @@ def test_alarms_from_kafka_reach_people_end_to_end(
     assert not loop.is_alive()
     assert alarm_webhook.about(past) == []  # raised and cleared in the history: never news
     assert set(forwarder.active) == {live}
+
+
+def test_the_ebi_alarms_forward_command(alarm_settings: Settings, alarm_topic: str,
+                                        alarm_webhook: WebhookReceiver) -> None:
+    import os
+    import subprocess
+    import sys
+
+    alarm = new_id("cli")
+    produce(alarm_settings, alarm_topic, [event(alarm, severity="WARNING", region="321000")])
+    env = {k: v for k, v in os.environ.items() if not k.startswith("EBI_")}
+    env.update({"EBI_KAFKA_BOOTSTRAP": alarm_settings.bootstrap,
+                "EBI_SCHEMA_REGISTRY_URL": alarm_settings.registry_url,
+                "EBI_TOPIC_PREFIX": alarm_settings.topic_prefix,
+                "EBI_ALERTMANAGER_URL": alarm_settings.alertmanager_address,
+                "EBI_DATA_DIR": str(alarm_settings.data_dir), "EBI_LOG_LEVEL": "INFO"})
+    command = [sys.executable, "-m", "streams", "alarms", "forward", "--duration", "60",
+               "--repost-every", "1", "--lease", "30"]
+    with subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                          text=True) as proc:
+        try:
+            alarm_webhook.wait_for(lambda n: alarm in n.alarm_ids("firing")
+                                   and n.receiver == "bureau-32", timeout=45,
+                                   what="the alarm forwarded by `ebi alarms forward`")
+        finally:
+            proc.terminate()
+            output, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, output
+    assert "alarm replay done: 1 event(s), 1 active alarm(s)" in output
