@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests and the benchmark use, when missing:
-# clickhouse-server (a real server next to the embedded chdb) and prometheus (promtool, and a
-# real Prometheus for the alerting test), chromium (the briefing's browser test) and a CJK font
-# (Chinese in the briefing's charts and pages). Java 17+ and Maven are checked by `ebi stack`.
+# clickhouse-server (a real server next to the embedded chdb), prometheus (promtool, and a
+# real Prometheus for the alerting test), prometheus-alertmanager (amtool, and a real
+# Alertmanager for the alarm delivery tests), chromium (the briefing's browser test) and a CJK
+# font (Chinese in the briefing's charts and pages). Java 17+ and Maven are checked by
+# `ebi stack`.
 set -euo pipefail
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# a real Alertmanager for the alarm delivery tests; the package ships amtool
+command -v prometheus-alertmanager >/dev/null 2>&1 && command -v amtool >/dev/null 2>&1 \
+  || need+=(prometheus-alertmanager)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -23,5 +28,5 @@ export DEBIAN_FRONTEND=noninteractive
 apt-get update -q >/dev/null
 apt-get install -y -q --no-install-recommends "${need[@]}" >/dev/null
 # The Debian package may start a system service on its default ports; ebi runs its own.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now clickhouse-server prometheus >/dev/null 2>&1 || true; fi
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now clickhouse-server prometheus prometheus-alertmanager >/dev/null 2>&1 || true; fi
 pkill -f '/usr/bin/prometheus --' >/dev/null 2>&1 || true

@@ -66,6 +66,14 @@ class Settings:
     # The record types: "package.module:function" returning a Catalog; empty: ebi's own
     # (schemas/catalog/declarations.py).
     catalog: str = ""
+    # Alarm delivery (`ebi alarms forward`). alertmanager_url empty: the local stack's own
+    # Alertmanager on alertmanager_port, which `ebi stack up` starts when alertmanager = true.
+    alertmanager: bool = False
+    alertmanager_url: str = ""
+    alertmanager_port: int = 19094
+    # Base URL of the notification gateway the receivers of deploy/alertmanager/alertmanager.yml
+    # post to; empty: the URLs as written there.
+    alertmanager_receiver_url: str = ""
     # Tests: a service that cannot start fails the run instead of skipping.
     require_services: bool = False
     log_level: str = "WARNING"
@@ -90,6 +98,10 @@ class Settings:
     @property
     def clickhouse(self) -> str:
         return self.clickhouse_url or f"chdb://{self.data_dir / 'chdb'}"
+
+    @property
+    def alertmanager_address(self) -> str:
+        return (self.alertmanager_url or f"http://127.0.0.1:{self.alertmanager_port}").rstrip("/")
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"

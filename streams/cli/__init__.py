@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("streams.cli.report", "print the analyst summary for a time range"),
     "reconcile": ("streams.cli.reconcile", "compare what Kafka holds with what ClickHouse holds"),
     "canary": ("streams.cli.canary", "run a tagged synthetic scenario through the live pipeline"),
+    "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager (alarms forward)"),
     "run": ("streams.cli.run", "the main job: stack, worker, sink and simulator together"),
 }
 

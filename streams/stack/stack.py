@@ -85,4 +85,9 @@ def default_services(settings: Settings) -> list[Service]:
     from streams.stack.kafka import Kafka
     from streams.stack.registry import Registry
 
-    return [Kafka(settings), Registry(settings), ClickHouseServer(settings)]
+    services: list[Service] = [Kafka(settings), Registry(settings), ClickHouseServer(settings)]
+    if settings.alertmanager:
+        from streams.stack.alertmanager import Alertmanager
+
+        services.append(Alertmanager(settings))
+    return services

@@ -15,6 +15,7 @@ import pytest
 
 from streams.settings import Settings
 from streams.stack.process import StackError, free_port
+from tests.integration.webhook import WebhookReceiver
 
 RUN_ID = uuid.uuid4().hex[:8]
 
@@ -95,3 +96,42 @@ def settings(stack_settings: Settings, kafka_bootstrap: str, registry_url: str) 
 def unique(name: str) -> str:
     """A topic/table name unique to this run and call."""
     return f"{name}_{uuid.uuid4().hex[:6]}"
+
+
+# -- alarm delivery: a real Alertmanager and a webhook receiver ------------------------------
+FAST_TIMINGS = {"group_wait": "1s", "group_interval": "1s"}
+
+
+def fast_alertmanager_config(text: str) -> str:
+    """deploy/alertmanager/alertmanager.yml with every group_wait and group_interval at 1 s
+    (repeat intervals stay as they are: hours, so a test sees no repeats)."""
+    import re
+
+    for key, value in FAST_TIMINGS.items():
+        text = re.sub(rf"(?m)^(\s+){key}:\s*\S+", rf"\g<1>{key}: {value}", text)
+    return text
+
+
+@pytest.fixture(scope="session")
+def alarm_webhook() -> Iterator[WebhookReceiver]:
+    """The notification gateway of the tests: every receiver of the config posts here."""
+    hook = WebhookReceiver.start()
+    yield hook
+    hook.stop()
+
+
+@pytest.fixture(scope="session")
+def alertmanager_url(stack_settings: Settings, alarm_webhook: WebhookReceiver) -> Iterator[str]:
+    """The real Alertmanager (Debian's prometheus-alertmanager), started once on a free port
+    with the repo's routing, fast group timings and the receivers rebased on the webhook."""
+    from streams.stack.alertmanager import CONFIG, Alertmanager
+
+    config = stack_settings.data_dir / "alertmanager-fast.yml"
+    config.write_text(fast_alertmanager_config(CONFIG.read_text("utf-8")), "utf-8")
+    settings = stack_settings.replace(
+        alertmanager=True, alertmanager_port=free_port(),
+        alertmanager_receiver_url=alarm_webhook.url)
+    manager = Alertmanager(settings, config=config)
+    _start(manager, "Alertmanager")
+    yield manager.address
+    manager.down()

@@ -1,0 +1,92 @@
+"""``ebi alarms forward``: deliver the alarms of ``alarm.events`` through Alertmanager.
+
+Reads the whole topic at start to rebuild the active alarms, then follows it: active alarms
+are posted to Alertmanager (``alertmanager_url``, or the local stack's own on
+``alertmanager_port``) and re-posted while they last, clears are posted resolved, and
+acknowledgements become silences. Runs until SIGTERM or Ctrl-C (or ``--duration``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from streams.settings import Settings
+
+
+def add(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    forward = sub.add_parser("forward", help="post the active alarms to Alertmanager",
+                             description="post the active alarms of alarm.events to "
+                                         "Alertmanager, resolve cleared ones, silence "
+                                         "acknowledged ones")
+    forward.add_argument("--group", default="ebi-alarm-forwarder",
+                         help="consumer group id (nothing is committed; default %(default)s)")
+    forward.add_argument("--repost-every", type=float, default=60.0, metavar="SECONDS",
+                         help="re-post every active alarm this often (default %(default)s)")
+    forward.add_argument("--lease", type=float, default=240.0, metavar="SECONDS",
+                         help="endsAt of a posted alarm: it resolves by itself this long after "
+                              "the last post if the forwarder stops (default %(default)s)")
+    forward.add_argument("--silence-hours", type=float, default=12.0, metavar="HOURS",
+                         help="an acknowledgement's silence lasts this long and is renewed "
+                              "while the alarm is active (default %(default)s)")
+    forward.add_argument("--max-active", type=int, default=50_000, metavar="N",
+                         help="active alarms tracked at most (default %(default)s)")
+    forward.add_argument("--timeout", type=float, default=5.0, metavar="SECONDS",
+                         help="timeout of each Alertmanager call (default %(default)s)")
+    forward.add_argument("--generator-url", default="", metavar="URL",
+                         help="link in each alert; {alarm_id} is replaced (default: none)")
+    forward.add_argument("--duration", type=float, default=0.0, metavar="SECONDS",
+                         help="stop after this long (0: run until stopped)")
+
+
+def run(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.codec import AvroDeserializer, SerializationContext
+    from streams import clients
+    from streams.alarms.forwarder import AlarmForwarder, HttpTransport
+    from streams.alarms.run import RECORD, TOPIC, AlarmSource, SourceError, forward
+    from streams.stack.alertmanager import ready
+
+    address = settings.alertmanager_address
+    try:
+        forwarder = AlarmForwarder(
+            HttpTransport(address, timeout=args.timeout), repost_every=args.repost_every,
+            lease=args.lease, silence_lease=args.silence_hours * 3600,
+            max_active=args.max_active, generator_url=args.generator_url)
+    except ValueError as exc:
+        print(f"ebi alarms forward: {exc}", file=sys.stderr)
+        return 2
+    if not ready(address):
+        print(f"ebi alarms forward: Alertmanager at {address} is not ready yet; alarms are "
+              "kept and sent once it answers", file=sys.stderr)
+    topic = settings.topic(TOPIC)
+    deserializer = AvroDeserializer(clients.registry(settings))
+    context = SerializationContext(topic, RECORD)
+    consumer = clients.consumer(settings, args.group)
+    source = AlarmSource(consumer, lambda data: deserializer(data, context)[0], topic)
+    stop = {"now": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    deadline = time.monotonic() + args.duration if args.duration > 0 else None
+
+    def should_stop() -> bool:
+        return stop["now"] or (deadline is not None and time.monotonic() >= deadline)
+
+    try:
+        if not source.open(should_stop):
+            return 0
+        forward(source, forwarder, should_stop)
+    except SourceError as exc:
+        print(f"ebi alarms forward: {topic} at {settings.bootstrap}: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        consumer.close()
+    forwarder.flush()  # what the last events left to send
+    return 0
