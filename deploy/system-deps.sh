@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the integration tests and the benchmark use, when missing:
 # clickhouse-server (a real server next to the embedded chdb) and prometheus (promtool, and a
-# real Prometheus for the alerting test). Java 17+ and Maven are checked by `ebi stack`.
+# real Prometheus for the alerting test), Go (builds kubeconform) and docker-compose (config
+# checks). Java 17+ and Maven are checked by `ebi stack`.
 set -euo pipefail
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
+# Go builds kubeconform for the deploy/k8s validation (make k8s-tools)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
 # compose file validation in the unit tests (the Docker client here has no compose plugin)
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0

@@ -4,7 +4,7 @@
 # CLICKHOUSE_PASSWORD...) becomes that variable, then the real entrypoint runs. Values are
 # never printed. Usage: secrets-env.sh COMMAND [ARGS...]
 set -eu
-for file in /run/secrets/*; do
+for file in "${SECRETS_ENV_DIR:-/run/secrets}"/*; do
   [ -f "$file" ] || continue
   name=$(basename "$file")
   case "$name" in
