@@ -85,10 +85,10 @@ DROP = {"description", "default", "example", "externalDocs", "x-kubernetes-valid
 
 # -- fetching -----------------------------------------------------------------------------
 
-def run(*command: str, cwd: Path | None = None) -> str:
+def run(*command: str, cwd: Path | None = None, env: dict[str, str] | None = None) -> str:
     try:
-        return subprocess.run(command, check=True, capture_output=True, text=True,
-                              cwd=cwd).stdout
+        return subprocess.run(command, check=True, capture_output=True, text=True, cwd=cwd,
+                              env={**os.environ, **(env or {})}).stdout
     except FileNotFoundError:
         sys.exit(f"generate: {command[0]} is not installed (needed for {' '.join(command)})")
     except subprocess.CalledProcessError as exc:
@@ -97,9 +97,9 @@ def run(*command: str, cwd: Path | None = None) -> str:
 
 def go_module(path: str, version: str) -> Path:
     """The module's source tree in GOMODCACHE (go mod download)."""
-    env_flags = os.environ.get("GOFLAGS", "")
-    os.environ["GOFLAGS"] = f"{env_flags} -mod=mod".strip()
-    info = json.loads(run("go", "mod", "download", "-json", f"{path}@{version}"))
+    flags = f"{os.environ.get('GOFLAGS', '')} -mod=mod".strip()
+    info = json.loads(run("go", "mod", "download", "-json", f"{path}@{version}",
+                          env={"GOFLAGS": flags}))
     if info.get("Error"):
         sys.exit(f"generate: go mod download {path}@{version}: {info['Error']}")
     return Path(info["Dir"])
