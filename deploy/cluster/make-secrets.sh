@@ -23,12 +23,6 @@ done
 password clickhouse-password
 password grafana-admin-password
 
-# What the ebi containers read (secrets-env.sh turns these files into EBI_* variables).
-[ -s worker-EBI_KAFKA_SASL_PASSWORD ] || cp kafka-user-ebi-worker worker-EBI_KAFKA_SASL_PASSWORD
-[ -s sink-EBI_KAFKA_SASL_PASSWORD ] || cp kafka-user-ebi-sink sink-EBI_KAFKA_SASL_PASSWORD
-[ -s sink-EBI_CLICKHOUSE_URL ] ||
-  printf 'clickhouse://ebi:%s@clickhouse-1:9000/ebi' "$(cat clickhouse-password)" >sink-EBI_CLICKHOUSE_URL
-
 # TLS: a CA, and one broker certificate for the three brokers and the loopback listener.
 if [ ! -s kafka-ca.pem ]; then
   openssl req -x509 -newkey rsa:3072 -nodes -days 825 -subj "/CN=ebi-kafka-ca" \

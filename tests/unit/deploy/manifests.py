@@ -20,10 +20,12 @@ K8S = DEPLOY / "k8s"
 VALIDATE = K8S / "validate.sh"
 SCHEMAS = K8S / "schemas"
 COMPOSE_FILES = ["compose.yaml", "compose.cluster.yaml"]
-# The Kafka client settings the manifests need and streams/settings.py does not have yet
-# (deploy/k8s/README.md, "What ebi must support"). Every other EBI_* variable must be a field.
-PLANNED_SETTINGS = {"kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
-                    "kafka_sasl_password", "kafka_ssl_ca_location"}
+# The client security settings the manifests pass and streams/settings.py on this branch does
+# not have yet (deploy/k8s/README.md, "What ebi must support"; `x_file` reads secret `x` from
+# a file). Every other EBI_* variable must be a field of Settings.
+PLANNED_SETTINGS = {"kafka_security", "kafka_sasl_mechanism", "kafka_username",
+                    "kafka_password", "kafka_password_file", "kafka_ca_file",
+                    "clickhouse_user", "clickhouse_password", "clickhouse_password_file"}
 
 
 def resources() -> list[str]:

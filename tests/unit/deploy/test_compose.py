@@ -93,11 +93,21 @@ def test_ebi_services_use_the_sasl_ssl_listener() -> None:
     for name in ("worker", "sink"):
         env = SERVICES[name]["environment"]
         assert env["EBI_KAFKA_BOOTSTRAP"] == ",".join(f"{b}:9092" for b in BROKERS)
-        assert env["EBI_KAFKA_SECURITY_PROTOCOL"] == "SASL_SSL"
+        assert env["EBI_KAFKA_SECURITY"] == "sasl_ssl"
         assert env["EBI_KAFKA_SASL_MECHANISM"] == "SCRAM-SHA-512"
-        assert env["EBI_KAFKA_SASL_USERNAME"] == f"ebi-{name}"
-        targets = {s["target"] for s in SERVICES[name]["secrets"] if isinstance(s, dict)}
-        assert "EBI_KAFKA_SASL_PASSWORD" in targets
+        assert env["EBI_KAFKA_USERNAME"] == f"ebi-{name}"
+        assert env["EBI_KAFKA_PASSWORD_FILE"] == "/run/secrets/kafka-password"
+        targets = {s["target"]: s["source"] for s in SERVICES[name]["secrets"]
+                   if isinstance(s, dict)}
+        assert targets["kafka-password"] == f"kafka-user-ebi-{name}"
+        assert env["EBI_KAFKA_CA_FILE"] == "/run/secrets/kafka-ca.pem"
+        assert "kafka-ca.pem" in SERVICES[name]["secrets"]
+    for name in ("sink", "migrate"):
+        env = SERVICES[name]["environment"]
+        assert env["EBI_CLICKHOUSE_URL"] == "clickhouse://clickhouse-1:9000/ebi"
+        assert env["EBI_CLICKHOUSE_PASSWORD_FILE"] == "/run/secrets/clickhouse-password"
+        assert "clickhouse-password" in SERVICES[name]["secrets"]
+    assert "EBI_KAFKA_PASSWORD_FILE" not in SERVICES["migrate"]["environment"]
 
 
 @pytest.mark.parametrize("role", ["worker", "sink"])
@@ -121,9 +131,12 @@ def test_every_long_running_service_has_a_healthcheck() -> None:
 def test_passwords_are_compose_secrets_never_inline() -> None:
     for name, service in SERVICES.items():
         for key, value in service.get("environment", {}).items():
-            if re.search(r"PASSWORD|SECRET|_URL$", key) and not key.endswith("__FILE"):
-                assert "@" not in str(value) and "PASSWORD" not in key, (
+            if key.endswith("_FILE"):     # EBI_*_FILE, Grafana's __FILE: a mounted secret
+                assert str(value).startswith("/run/secrets/"), f"{name}: {key}"
+            else:
+                assert not re.search(r"PASSWORD|SECRET", key), (
                     f"{name}: {key} is set inline; make it a compose secret")
+                assert not re.search(r"//[^/]*:[^/]*@", str(value)), f"{name}: {key}"
     declared = CLUSTER["secrets"]
     used = {s["source"] if isinstance(s, dict) else s
             for service in SERVICES.values() for s in service.get("secrets", [])}
@@ -146,10 +159,9 @@ def test_make_secrets_creates_every_file_the_compose_file_reads(tmp_path: Path) 
         path = tmp_path / Path(secret["file"]).name
         assert path.is_file() and path.stat().st_size > 0, path.name
     password = (tmp_path / "clickhouse-password").read_text()
-    assert password not in first.stdout + first.stderr
-    assert password in (tmp_path / "sink-EBI_CLICKHOUSE_URL").read_text()
-    assert (tmp_path / "kafka-user-ebi-worker").read_text() == (
-        tmp_path / "worker-EBI_KAFKA_SASL_PASSWORD").read_text()
+    assert len(password) >= 32 and password not in first.stdout + first.stderr
+    users = {p.name for p in tmp_path.glob("kafka-user-*")}
+    assert len({(tmp_path / u).read_text() for u in users}) == len(users) == 6
     assert (tmp_path / "kafka-ca.key").stat().st_mode & 0o077 == 0
     again = subprocess.run(["bash", str(script), str(tmp_path)], capture_output=True,
                            text=True, timeout=120, env=env)
@@ -157,14 +169,14 @@ def test_make_secrets_creates_every_file_the_compose_file_reads(tmp_path: Path) 
 
 
 def test_secrets_env_exports_variable_named_files_only(tmp_path: Path) -> None:
-    (tmp_path / "EBI_KAFKA_SASL_PASSWORD").write_text("s3cret")
+    (tmp_path / "CLICKHOUSE_PASSWORD").write_text("s3cret")
     (tmp_path / "kafka-ca.pem").write_text("-----BEGIN CERTIFICATE-----")
     result = subprocess.run(["sh", str(DEPLOY / "cluster" / "secrets-env.sh"), "env"],
                             capture_output=True, text=True, timeout=30,
                             env={"SECRETS_ENV_DIR": str(tmp_path), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert "EBI_KAFKA_SASL_PASSWORD=s3cret" in lines
+    assert "CLICKHOUSE_PASSWORD=s3cret" in lines
     assert not any("BEGIN CERTIFICATE" in line for line in lines)
 
 
