@@ -7,11 +7,14 @@ STAMP := $(VENV)/.installed
 DURATION ?= 60
 RATE ?= 2000
 PYTEST_ARGS ?=
+# kubeconform validates deploy/k8s offline (deploy/k8s/validate.sh); pinned, built with Go.
+KUBECONFORM_VERSION := v0.7.0
+KUBECONFORM_STAMP := var/tools/.kubeconform-$(KUBECONFORM_VERSION)
 
 .DEFAULT_GOAL := help
 
 help: ## list the targets
-	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,7 +30,7 @@ system-deps: ## install system packages the tests need (Debian: clickhouse-serve
 run: venv ## the main job: stack up, worker + sink + simulator with live progress (DURATION=s, RATE=readings/s)
 	$(BIN)/ebi run --duration $(DURATION) --rate $(RATE)
 
-test: venv system-deps ## what CI runs: ruff, mypy, schema gate, unit and integration tests, promtool rule tests
+test: venv system-deps k8s-tools ## what CI runs: ruff, mypy, schema gate, unit and integration tests, promtool rule tests
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/ebi schemas check --released
@@ -36,6 +39,17 @@ test: venv system-deps ## what CI runs: ruff, mypy, schema gate, unit and integr
 	bash deploy/prometheus/test-rules.sh
 
 check: test ## the same as CI: make test
+
+$(KUBECONFORM_STAMP):
+	@mkdir -p var/tools/bin
+	GOBIN=$(CURDIR)/var/tools/bin GOFLAGS=-mod=mod go install \
+	  github.com/yannh/kubeconform/cmd/kubeconform@$(KUBECONFORM_VERSION)
+	@touch $@
+
+k8s-tools: $(KUBECONFORM_STAMP) ## kubeconform (Go) into var/tools/bin, for the deploy/k8s validation
+
+k8s-validate: k8s-tools ## validate deploy/k8s offline against deploy/k8s/schemas
+	bash deploy/k8s/validate.sh
 
 unit: venv ## unit tests only (no services)
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
@@ -60,4 +74,5 @@ clean: ## stop the stack and remove var/ (all local data)
 	-@test -x $(BIN)/ebi && $(BIN)/ebi stack down
 	rm -rf var
 
-.PHONY: help venv system-deps run test check unit integration lint bench stack-up stack-down clean
+.PHONY: help venv system-deps k8s-tools k8s-validate run test check unit integration lint bench stack-up \
+	stack-down clean

@@ -2,9 +2,9 @@
 # Installs the Debian packages the integration tests and the benchmark use, when missing:
 # clickhouse-server (a real server next to the embedded chdb), prometheus (promtool, and a
 # real Prometheus for the alerting test), prometheus-alertmanager (amtool, and a real
-# Alertmanager for the alarm delivery tests), chromium (the briefing's browser test) and a CJK
-# font (Chinese in the briefing's charts and pages). Java 17+ and Maven are checked by
-# `ebi stack`.
+# Alertmanager for the alarm delivery tests), chromium (the briefing's browser test), a CJK
+# font (Chinese in the briefing's charts and pages), Go (builds kubeconform) and
+# docker-compose (config checks). Java 17+ and Maven are checked by `ebi stack`.
 set -euo pipefail
 need=()
 command -v clickhouse-server >/dev/null 2>&1 || need+=(clickhouse-server clickhouse-client)
@@ -16,6 +16,8 @@ command -v java >/dev/null 2>&1 || need+=(openjdk-17-jre-headless)
 command -v mvn >/dev/null 2>&1 || need+=(maven)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 fc-list :lang=zh 2>/dev/null | grep -q . || need+=(fonts-noto-cjk)
+# Go builds kubeconform for the deploy/k8s validation (make k8s-tools)
+command -v go >/dev/null 2>&1 || need+=(golang-go)
 # compose file validation in the unit tests (the Docker client here has no compose plugin)
 docker compose version >/dev/null 2>&1 || command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 [ ${#need[@]} -eq 0 ] && exit 0
