@@ -82,6 +82,17 @@ def schema_id(data: bytes | None) -> int | None:
     return int(HEADER.unpack_from(data)[1])
 
 
+INT32 = 2**31
+
+
+def _int_fields(schema: Any) -> tuple[str, ...]:
+    """Top-level fields of type int (or [null, int]): fastavro decodes an over-long varint
+    into an int beyond 32 bits, which must not pass as one."""
+    def is_int(t: Any) -> bool:
+        return t == "int" or (isinstance(t, list) and "int" in t)
+    return tuple(f["name"] for f in schema.get("fields", ()) if is_int(f["type"]))
+
+
 class _Readers:
     """Our schemas as the codec reads and writes them (timestamps as datetimes or millis)."""
 
@@ -89,6 +100,13 @@ class _Readers:
         self.store = store
         self.millis = millis
         self._parsed: dict[str, Any] = {}
+        self._ints: dict[str, tuple[str, ...]] = {}
+
+    def ints(self, record: str) -> tuple[str, ...]:
+        found = self._ints.get(record)
+        if found is None:
+            found = self._ints[record] = _int_fields(self.store.json(record))
+        return found
 
     def __call__(self, record: str) -> Any:
         schema = self._parsed.get(record)
@@ -196,6 +214,9 @@ class AvroDeserializer:
             raise DecodeError("NOT_CONFLUENT_FRAMED", f"{where}: does not start with magic byte 0 "
                               "and a 4-byte schema id (not Confluent wire format)")
         sid = int(HEADER.unpack_from(data)[1])
+        if sid <= 0:   # registries number schemas from 1
+            raise DecodeError("UNKNOWN_SCHEMA_ID", f"{where}: schema id {sid} is not a "
+                              "registry id")
         writer, reader = self.schemas_for(sid, ctx.record, where)
         body = io.BytesIO(data)
         body.seek(HEADER.size)
@@ -217,4 +238,9 @@ class AvroDeserializer:
                               "after the record (wrong schema or corrupt message)")
         if not isinstance(record, dict):
             raise DecodeError("INVALID_AVRO", f"{where}: not a record")
+        for name in self.reader.ints(ctx.record):
+            value = record.get(name)
+            if value is not None and not -INT32 <= value < INT32:
+                raise DecodeError("INVALID_AVRO", f"{where}: field {name} holds {value}, which "
+                                  "does not fit an Avro int (corrupt varint)")
         return record, sid

@@ -8,11 +8,18 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 import fastavro
 
 COMPATIBILITY = "BACKWARD_TRANSITIVE"
+UNKNOWN_TTL = 60.0    # seconds an id the registry did not have is not asked again
+OPEN_FOR = 5.0        # seconds no lookup is tried after the registry failed
+
+
+class RegistryUnavailable(RuntimeError):
+    """The registry cannot answer now (it failed a moment ago)."""
 
 
 def parse_writer(schema_type: str | None, text: str | None) -> Any:
@@ -37,19 +44,46 @@ class SchemaRegistry:
         self._lock = threading.Lock()
         self._by_id: dict[int, Any] = {}
         self._ids: dict[tuple[str, str], int] = {}
+        self._unknown: dict[int, float] = {}    # id -> until when "not in the registry"
+        self._open_until = 0.0
+        self._why = ""
+
+    def _failed(self, exc: BaseException) -> None:
+        with self._lock:
+            self._open_until = time.monotonic() + OPEN_FOR
+            self._why = f"{type(exc).__name__}: {str(exc)[:200]}"
 
     def schema_for_id(self, schema_id: int) -> Any:
+        """The writer schema of ``schema_id``: KeyError when the registry has no such id
+        (remembered for ``UNKNOWN_TTL`` s, so a stream of bogus ids costs one request each
+        at most that often), ValueError when it is not an Avro schema, RegistryUnavailable
+        while the registry fails (after one failure, for ``OPEN_FOR`` s, without asking:
+        messages with new ids must not wait a timeout each)."""
         from confluent_kafka.schema_registry.error import SchemaRegistryError
 
+        now = time.monotonic()
         with self._lock:
             cached = self._by_id.get(schema_id)
-        if cached is not None:
-            return cached
+            if cached is not None:
+                return cached
+            if self._unknown.get(schema_id, 0.0) > now:
+                raise KeyError(schema_id)
+            if self._open_until > now:
+                raise RegistryUnavailable(f"the registry at {self.url} failed "
+                                          f"{self._open_until - now:.0f} s ago: {self._why}")
         try:
             schema = self.client.get_schema(schema_id)
         except SchemaRegistryError as exc:
             if exc.http_status_code == 404:
+                with self._lock:
+                    if len(self._unknown) > 10_000:
+                        self._unknown.clear()
+                    self._unknown[schema_id] = now + UNKNOWN_TTL
                 raise KeyError(schema_id) from None
+            self._failed(exc)
+            raise
+        except Exception as exc:  # connection refused, timeouts, bad answers
+            self._failed(exc)
             raise
         parsed = parse_writer(schema.schema_type, schema.schema_str)
         with self._lock:

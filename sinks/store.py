@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import sys
+import time
+from collections.abc import Callable
 
-from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, connect
-from sinks.clickhouse.config import ConfigError
+from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, TransientError, connect
+from sinks.clickhouse.config import ConfigError, parse_url
 from streams.settings import Settings
 
 
@@ -19,6 +21,34 @@ def open_store(settings: Settings, command: str, create_database: bool = False
     except ConfigError as exc:
         print(f"ebi {command}: bad EBI_CLICKHOUSE_URL: {exc}", file=sys.stderr)
     except ClickHouseError as exc:
-        print(f"ebi {command}: cannot reach ClickHouse at {settings.clickhouse}: {exc}",
+        print(f"ebi {command}: cannot reach ClickHouse at {_shown(settings)}: {exc}",
               file=sys.stderr)
+    return None
+
+
+def _shown(settings: Settings) -> str:
+    try:
+        return parse_url(settings.clickhouse).display
+    except ConfigError:
+        return "(a malformed URL)"
+
+
+def wait_for_store(settings: Settings, command: str, should_stop: Callable[[], bool],
+                   create_database: bool = False, every: float = 10.0) -> Backend | None:
+    """Like :func:`open_store`, but while ClickHouse is unreachable (a transient error) it
+    waits and tries again, saying so every ``every`` seconds, until ``should_stop()``."""
+    delay, said = 0.5, 0.0
+    while not should_stop():
+        try:
+            return connect(settings.clickhouse, create_database=create_database)
+        except TransientError as exc:
+            now = time.monotonic()
+            if now - said >= every:
+                print(f"ebi {command}: waiting for ClickHouse at {_shown(settings)}: {exc}",
+                      file=sys.stderr, flush=True)
+                said = now
+        except ClickHouseError:
+            return open_store(settings, command, create_database)   # says why, returns None
+        time.sleep(delay)
+        delay = min(5.0, delay * 2)
     return None

@@ -51,6 +51,7 @@ class Metrics:
     end_to_end_seconds: Histogram   # table: event time to row inserted
     consumer_lag: Gauge          # group, topic, partition
     reference_behind: Gauge      # reference-topic messages the feed has not applied yet
+    quarantined: Counter         # stage: messages set aside after failing poison_attempts times
     build: Info
 
     def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
@@ -114,5 +115,8 @@ class Metrics:
                                "watermark", "group", "topic", "partition"),
             reference_behind=gauge("ebi_reference_behind_messages", "Reference-topic "
                                    "messages (registrations) not yet applied by the worker"),
+            quarantined=counter("ebi_quarantined", "Messages set aside to the dead letters after "
+                                "processing failed on them poison_attempts times in a row",
+                                "stage"),
             build=Info("ebi_build", "Build information", registry=reg),
         )

@@ -59,6 +59,9 @@ class Settings:
     sink_group: str = "ebi-sink"
     metrics_port: int = 0  # 0: do not serve /metrics
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers (deploy/compose.yaml)
+    # A message on which the worker or the sink fails this many times in a row is set aside
+    # to the dead letters (QUARANTINED, with the exception) and processing moves on.
+    poison_attempts: int = 3
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
     policy_file: str = ""  # empty: the bundled policy (streams/policy/default.toml)

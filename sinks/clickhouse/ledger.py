@@ -1,7 +1,8 @@
 """The ledger: one row per input message of every ledgered record type, whatever became of it.
 
 A clean record on a clean topic carries its input coordinates (``source``); a dead letter for
-a whole message (no ``record_index``, not written by the sink itself) carries them too. What
+a whole message (no ``record_index``, not a row the sink had rejected) carries them too, and
+so does a message the sink quarantined (QUARANTINED) in place of its record. What
 a row counts comes from the record type's ledger declaration in the catalog (one record, or
 an envelope of rows). Before a batch is written the sink asks which of its input
 coordinates are already in the ledger and skips those envelopes, so a replay never reaches
@@ -36,8 +37,10 @@ class LedgerRows:
         """The input coordinates an envelope accounts for in the ledger, if any."""
         record = envelope.record
         if envelope.table == self.dead_table:
-            if record.get("record_index") is not None or record.get("stage") == "sink":
-                return None
+            if record.get("record_index") is not None:
+                return None      # one reading of a message: its envelope is ledgered
+            if record.get("stage") == "sink" and record.get("error_code") != "QUARANTINED":
+                return None      # a row ClickHouse rejected: its envelope is ledgered
         elif envelope.table not in self.by_table:
             return None
         src = record["source"]

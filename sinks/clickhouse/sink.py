@@ -4,8 +4,14 @@
 table's columns in the catalog's order (retrying transient errors briefly, then raising
 BackpressureError so the consumer pauses), isolate rows ClickHouse rejects for good by
 bisecting and write them to the dead letters (stage ``sink``), and insert the ledger rows
-last. Envelopes come from :class:`~sinks.clickhouse.encoding.EnvelopeDecoder`, which the
-consumer loop calls.
+last (rows of the ledger ClickHouse rejects become dead letters too, LEDGER_REJECTED).
+
+Poison pills: a batch on which writing fails with anything that is not a ClickHouse error
+(a record the encoder cannot handle, a bug) is tried again ``poison_attempts`` times; then
+its envelopes are written in halves until each one that fails alone is set aside to the dead
+letters (QUARANTINED, with the exception and the record as JSON), and the rest is written.
+Envelopes come from :class:`~sinks.clickhouse.encoding.EnvelopeDecoder`, which the consumer
+loop calls.
 """
 
 from __future__ import annotations
@@ -21,7 +27,13 @@ from schemas.catalog import default_catalog
 from schemas.catalog.model import Catalog
 from schemas.records import Source, dead_letter
 from sinks.base import BackpressureError, Batch, BatchingSink
-from sinks.clickhouse.backend import Backend, PermanentError, SchemaError, TransientError
+from sinks.clickhouse.backend import (
+    Backend,
+    ClickHouseError,
+    PermanentError,
+    SchemaError,
+    TransientError,
+)
 from sinks.clickhouse.encoding import Columns, Envelope, TableEncoder, take
 from sinks.clickhouse.ledger import LEDGER_TYPES, LedgerRows, already_recorded
 from sinks.clickhouse.schema import table_specs
@@ -42,7 +54,7 @@ class RetryPolicy:
 class ClickHouseSink(BatchingSink):
     def __init__(self, backend: Backend, metrics: Metrics, max_rows: int, max_seconds: float,
                  retry: RetryPolicy | None = None, sleep: Callable[[float], None] = time.sleep,
-                 catalog: Catalog | None = None) -> None:
+                 catalog: Catalog | None = None, poison_attempts: int = 3) -> None:
         super().__init__(max_rows, max_seconds)
         catalog = catalog or default_catalog()
         self.backend = backend
@@ -55,6 +67,8 @@ class ClickHouseSink(BatchingSink):
         self.ledger = LedgerRows(catalog)
         self.dead_table = catalog.dead_letter_table()
         self.failures = 0
+        self.poison_attempts = max(1, poison_attempts)
+        self.poisoned = 0            # batches in a row that failed with an unexpected error
         self.skipped_replays = 0
         started = time.time()
         for table in self.specs:  # series exist from the start, so "stalled" can fire
@@ -64,14 +78,63 @@ class ClickHouseSink(BatchingSink):
 
     # -- output ----------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
+        envelopes = batch.records()
         try:
-            self._write(batch.records())
+            self._write(envelopes)
         except TransientError as exc:
             self.failures += 1
-            retry_after = min(self.retry.max_backoff,
-                              self.retry.backoff * 2 ** (self.failures - 1))
-            raise BackpressureError(retry_after, str(exc)) from exc
+            raise BackpressureError(self._backoff(), str(exc)) from exc
+        except ClickHouseError:
+            raise
+        except Exception as exc:  # not ClickHouse's doing: a poison pill, or a bug
+            self.poisoned += 1
+            log.exception("writing a batch of %d envelopes failed (%d of %d)", len(envelopes),
+                          self.poisoned, self.poison_attempts)
+            if self.poisoned < self.poison_attempts:
+                self.failures += 1
+                raise BackpressureError(self._backoff(), f"{type(exc).__name__}: {exc}") \
+                    from exc
+            self._write_isolating(envelopes)
         self.failures = 0
+        self.poisoned = 0
+
+    def _backoff(self) -> float:
+        return min(self.retry.max_backoff, self.retry.backoff * 2 ** (self.failures - 1))
+
+    def _write_isolating(self, envelopes: list[Envelope]) -> None:
+        """Write in halves; an envelope that fails alone is quarantined."""
+        try:
+            self._write(envelopes)
+            return
+        except ClickHouseError:
+            raise
+        except Exception as exc:
+            if len(envelopes) == 1:
+                self._quarantine(envelopes[0], exc)
+                return
+        mid = len(envelopes) // 2
+        self._write_isolating(envelopes[:mid])
+        self._write_isolating(envelopes[mid:])
+
+    def _quarantine(self, envelope: Envelope, exc: BaseException) -> None:
+        record = envelope.record
+        src = record.get("source") if isinstance(record.get("source"), dict) else None
+        where = (Source(src["topic"], src["partition"], src["offset"]) if src else
+                 Source(envelope.topic, envelope.partition, envelope.offset))
+        text = json.dumps(record, default=repr)[: 1_000_000].encode()
+        dead = Envelope(dead_letter(
+            where, None, text, "QUARANTINED",
+            f"message on {envelope.topic}[{envelope.partition}]@{envelope.offset} set aside "
+            f"after failing {self.poison_attempts} times: {type(exc).__name__}: {exc}",
+            "sink", time.time_ns() // 1_000_000, tag=record.get("tag"),
+            record_index=record.get("record_index") if envelope.table == self.dead_table
+            else None),
+            envelope.topic, envelope.partition, envelope.offset, self.dead_table)
+        self._write([dead])
+        self.metrics.quarantined.labels(stage="sink").inc()
+        self.metrics.deadletter_writes.labels(stage="sink").inc()
+        log.error("quarantined %s[%d]@%d: %s", envelope.topic, envelope.partition,
+                  envelope.offset, exc)
 
     def _write(self, envelopes: list[Envelope]) -> None:
         version = time.time_ns() // 1_000_000
@@ -106,7 +169,22 @@ class ClickHouseSink(BatchingSink):
         if ledgered:
             cols = self.ledger.columns([(e, rejected.get(id(e), 0)) for e in ledgered],
                                        version, now_s)
-            self._call("ledger", lambda: self.backend.insert("ledger", cols, LEDGER_TYPES))
+            bad = self._insert_isolating("ledger", cols, LEDGER_TYPES, 0, len(ledgered))
+            if bad:
+                self._insert_table(self.dead_table, [
+                    self._ledger_rejected(ledgered[row], error) for row, error in bad],
+                    version, now_s, rejected)
+
+    def _ledger_rejected(self, envelope: Envelope, error: str) -> Envelope:
+        """A dead letter for an envelope whose ledger row ClickHouse rejected for good (its
+        data rows are in; ``ebi reconcile`` shows the offset as a gap, explained here)."""
+        src = envelope.record["source"]
+        return Envelope(dead_letter(
+            Source(src["topic"], src["partition"], src["offset"]), None, b"",
+            "LEDGER_REJECTED", f"ClickHouse rejected the ledger row of "
+            f"{envelope.topic}[{envelope.partition}]@{envelope.offset}: {error}", "sink",
+            time.time_ns() // 1_000_000, tag=envelope.record.get("tag")),
+            envelope.topic, envelope.partition, envelope.offset, self.dead_table)
 
     def _insert_table(self, table: str, envelopes: list[Envelope], version: int, now_s: int,
                       rejected: dict[int, int]) -> list[Envelope]:

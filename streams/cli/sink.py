@@ -12,10 +12,11 @@ import signal
 import sys
 import time
 from types import FrameType
+from typing import Any
 
 from sinks.clickhouse import ClickHouseError, SchemaError
 from sinks.clickhouse.migrations import migrate
-from sinks.store import open_store
+from sinks.store import wait_for_store
 from streams.settings import Settings
 
 
@@ -36,12 +37,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.httpserver import Heartbeat, StatusServer
     from streams.metrics import Metrics
     from streams.readiness import ClickHouseCheck
-    from streams.worker.topics import ensure_topics
 
+    stop = {"now": False}
+
+    def _stop(signum: int, frame: FrameType | None) -> None:
+        stop["now"] = True
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     catalog = load_catalog(settings.catalog)
-    backend = open_store(settings, "sink", create_database=True)
+    backend = wait_for_store(settings, "sink", lambda: stop["now"], create_database=True)
     if backend is None:
-        return 1
+        return 0 if stop["now"] else 1
     try:
         if not args.no_migrate:
             report = migrate(backend, catalog=catalog)
@@ -51,17 +58,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         backend.close()
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
-    try:
-        ensure_topics(settings, catalog)
-    except Exception as exc:  # KafkaException and friends: say where we looked
+    if not _wait_for_kafka(settings, catalog, lambda: stop["now"]):
         backend.close()
-        print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)
-        return 1
+        return 0
     metrics = Metrics.create()
     decoder = EnvelopeDecoder(catalog, clients.registry(settings), settings.topic,
                               lambda topic, code: metrics.rejects.labels(topic, code).inc())
     sink = ClickHouseSink(backend, metrics, settings.sink_batch_rows,
-                          settings.sink_batch_seconds, catalog=catalog)
+                          settings.sink_batch_seconds, catalog=catalog,
+                          poison_attempts=settings.poison_attempts)
     heartbeat = Heartbeat(max_age=60)
     server = StatusServer.from_settings(
         settings, "sink", metrics.registry, heartbeat=heartbeat,
@@ -69,13 +74,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     consumer = clients.consumer(settings, settings.sink_group, **CONSUMER_CONFIG)
     loop = SinkLoop(consumer, sink, decoder, metrics, settings.sink_group, decoder.topics(),
                     max_buffered_rows=4 * settings.sink_batch_rows, on_cycle=heartbeat.beat)
-    stop = {"now": False}
-
-    def _stop(signum: int, frame: FrameType | None) -> None:
-        stop["now"] = True
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
     idle: dict[str, float] = {"since": -1.0, "checked": 0.0}
 
     def should_stop() -> bool:
@@ -106,3 +104,24 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             server.stop()
         backend.close()
     return 0
+
+
+def _wait_for_kafka(settings: Settings, catalog: Any, should_stop: Any,
+                    every: float = 10.0) -> bool:
+    """The topics exist (created if missing), waiting while the broker is unreachable;
+    False when stopped first."""
+    from streams.worker.topics import ensure_topics
+
+    said = 0.0
+    while not should_stop():
+        try:
+            ensure_topics(settings, catalog, timeout=5.0)
+            return True
+        except Exception as exc:  # KafkaException and friends: say where we looked
+            now = time.monotonic()
+            if now - said >= every:
+                print(f"ebi sink: waiting for Kafka at {settings.bootstrap}: {exc}",
+                      file=sys.stderr, flush=True)
+                said = now
+            time.sleep(1.0)
+    return False

@@ -67,6 +67,26 @@ class MetricPolicy:
 
 
 @dataclass(frozen=True)
+class Limits:
+    """Bounds on what one record may hold (``[limits]``); each has its reason in the file."""
+
+    earliest_ms: int              # no time before this (epoch millis)
+    max_readings: int             # readings per telemetry envelope
+    max_id: int                   # characters of an id, code or name
+    max_text: int                 # characters of a free text (descriptions, messages)
+    max_count: int                # people, houses: any count figure
+    max_loss_cny: float           # direct economic loss
+    max_message_bytes: int        # one input message (Confluent header + Avro body)
+    max_output_bytes: int         # one message the worker writes (clean record, dead letter)
+
+
+DEFAULT_LIMITS = Limits(
+    earliest_ms=946_684_800_000, max_readings=10_000, max_id=128, max_text=8192,
+    max_count=100_000_000, max_loss_cny=1e13, max_message_bytes=1_048_576,
+    max_output_bytes=8_388_608)
+
+
+@dataclass(frozen=True)
 class Policy:
     name: str
     deadlines: tuple[DeadlineRule, ...]
@@ -87,6 +107,7 @@ class Policy:
     offline_after_intervals: int
     default_heartbeat_interval: timedelta
     raw: dict[str, Any] = field(repr=False, compare=False, default_factory=dict)
+    limits: Limits = DEFAULT_LIMITS
     # The GB/T 2260 division table the region checks use (streams.records.regions); empty:
     # the bundled one. Set from the region_table setting by load_policy.
     region_table: str = ""
@@ -147,6 +168,42 @@ def _metric(name: str, table: dict[str, Any], default_late: timedelta) -> Metric
     )
 
 
+def _timestamp(text: Any, where: str) -> int:
+    from datetime import datetime
+
+    try:
+        parsed = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise PolicyError(f"{where}: {text!r} is not an ISO-8601 time") from None
+    if parsed.tzinfo is None:
+        raise PolicyError(f"{where}: {text!r} has no time zone")
+    return int(parsed.timestamp() * 1000)
+
+
+def _limits(table: dict[str, Any]) -> Limits:
+    d = DEFAULT_LIMITS
+    try:
+        limits = Limits(
+            earliest_ms=_timestamp(table["earliest"], "limits.earliest") if "earliest" in table
+            else d.earliest_ms,
+            max_readings=int(table.get("max_envelope_readings", d.max_readings)),
+            max_id=int(table.get("max_id_length", d.max_id)),
+            max_text=int(table.get("max_text_length", d.max_text)),
+            max_count=int(table.get("max_count", d.max_count)),
+            max_loss_cny=float(table.get("max_economic_loss_cny", d.max_loss_cny)),
+            max_message_bytes=int(table.get("max_message_bytes", d.max_message_bytes)),
+            max_output_bytes=int(table.get("max_output_bytes", d.max_output_bytes)))
+    except (TypeError, ValueError) as exc:
+        raise PolicyError(f"limits: {exc}") from None
+    if min(limits.max_readings, limits.max_id, limits.max_text, limits.max_count,
+           limits.max_message_bytes) <= 0:
+        raise PolicyError("limits: every bound must be positive")
+    if limits.max_output_bytes < limits.max_message_bytes + 64 * 1024:
+        raise PolicyError("limits: max_output_bytes must leave room for a dead letter carrying "
+                          "a whole input message (max_message_bytes + 64 KiB)")
+    return limits
+
+
 def parse_policy(data: dict[str, Any]) -> Policy:
     tele = data.get("telemetry", {})
     clocks = data.get("clocks", {})
@@ -177,6 +234,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         default_heartbeat_interval=parse_duration(gateways.get("default_interval", "60s"),
                                                   "gateways.default_interval"),
         raw=data,
+        limits=_limits(data.get("limits", {})),
     )
 
 

@@ -49,25 +49,41 @@ def convert(record: str, data: Any, from_text: bool = False) -> tuple[dict[str, 
 def parse_timestamp(value: Any, from_text: bool = False) -> int | str:
     """Epoch millis, or a message saying why ``value`` is not a time."""
     if isinstance(value, bool):
-        return f"{value!r} is not a time"
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        value = int(value.strip())
+        return f"{_shown(value)} is not a time"
+    if isinstance(value, str):
+        digits = value.strip().lstrip("-")
+        if digits.isascii() and digits.isdigit():
+            if len(digits) > 19:
+                return f"{value[:30]!r}... is not epoch milliseconds (too many digits)"
+            value = int(value.strip())
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     if isinstance(value, int):
         if not MIN_MILLIS <= value < MAX_MILLIS:
-            return (f"{value} is not epoch milliseconds between 2000 and 2100 "
+            return (f"{_shown(value)} is not epoch milliseconds between 2000 and 2100 "
                     "(seconds instead of milliseconds?)")
         return value
     if not isinstance(value, str):
-        return f"{value!r} is not a time (use ISO-8601 with a timezone or epoch millis)"
+        return f"{_shown(value)} is not a time (use ISO-8601 with a timezone or epoch millis)"
+    if len(value) > 64:
+        return f"{value[:30]!r}... is not a time (too long)"
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        return f"{value!r} is not an ISO-8601 time"
+        return f"{_shown(value)} is not an ISO-8601 time"
     if parsed.tzinfo is None:
-        return f"{value!r} has no timezone (add Z or +08:00)"
-    return int(parsed.timestamp() * 1000)
+        return f"{_shown(value)} has no timezone (add Z or +08:00)"
+    ms = int(parsed.timestamp() * 1000)
+    if not MIN_MILLIS <= ms < MAX_MILLIS:
+        return f"{_shown(value)} is not between 2000 and 2100"
+    return ms
+
+
+def _shown(value: Any, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters for messages (a reject of a 5,000-digit
+    number must not print it)."""
+    text = repr(value)
+    return text if len(text) <= width else f"{text[:width]}... ({len(text)} characters)"
 
 
 def _type_name(value: Any) -> str:
@@ -157,7 +173,7 @@ class _Converter:
         if value not in symbols:
             close = difflib.get_close_matches(value.upper(), symbols, n=1)
             hint = f" (did you mean {close[0]}?)" if close else ""
-            return self.fail(path, "UNKNOWN_SYMBOL", f"{value!r} is not one of "
+            return self.fail(path, "UNKNOWN_SYMBOL", f"{_shown(value)} is not one of "
                              f"{', '.join(symbols)}{hint}")
         return value
 
@@ -197,7 +213,7 @@ class _Converter:
         if kind == "string":
             if not isinstance(value, str):
                 return self.fail(path, "WRONG_TYPE", f"expected a string, got "
-                                 f"{_type_name(value)} {value!r}")
+                                 f"{_type_name(value)} {_shown(value)}")
             try:
                 value.encode("utf-8")
             except UnicodeEncodeError as exc:
@@ -211,17 +227,17 @@ class _Converter:
                 try:
                     return float(value)
                 except ValueError:
-                    return self.fail(path, "WRONG_TYPE", f"{value!r} is not a number")
+                    return self.fail(path, "WRONG_TYPE", f"{_shown(value)} is not a number")
             if isinstance(value, int | float) and not isinstance(value, bool):
                 return float(value)
             return self.fail(path, "WRONG_TYPE", f"expected a number, got {_type_name(value)} "
-                             f"{value!r}")
+                             f"{_shown(value)}")
         if kind == "boolean":
             if self.from_text and isinstance(value, str) and value.lower() in ("true", "false"):
                 return value.lower() == "true"
             if isinstance(value, bool):
                 return value
-            return self.fail(path, "WRONG_TYPE", f"expected true or false, got {value!r}")
+            return self.fail(path, "WRONG_TYPE", f"expected true or false, got {_shown(value)}")
         if kind == "bytes" and isinstance(value, str):
             return value.encode("utf-8", "surrogateescape")
         return self.fail(path, "WRONG_TYPE", f"unsupported Avro type {kind}")
@@ -231,13 +247,13 @@ class _Converter:
             try:
                 value = int(value.strip())
             except ValueError:
-                return self.fail(path, "WRONG_TYPE", f"{value!r} is not an integer")
+                return self.fail(path, "WRONG_TYPE", f"{_shown(value)} is not an integer")
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool):
             return self.fail(path, "WRONG_TYPE", f"expected an integer, got {_type_name(value)} "
-                             f"{value!r}")
+                             f"{_shown(value)}")
         limit = _INT_LIMITS[kind]
         if not -limit <= value < limit:
-            return self.fail(path, "WRONG_TYPE", f"{value} does not fit in an Avro {kind}")
+            return self.fail(path, "WRONG_TYPE", f"{_shown(value)} does not fit in an Avro {kind}")
         return value

@@ -42,16 +42,24 @@ def read_rows(path: str | Path) -> Iterator[Row]:
         yield from _jsonl_rows(text)
 
 
+def _json_error(exc: Exception) -> Violation:
+    """Why a JSON text cannot be read: a syntax error, nesting too deep for the parser, or a
+    number too long to be one."""
+    if isinstance(exc, json.JSONDecodeError):
+        return Violation("", "WRONG_TYPE", f"not valid JSON: {exc.msg} at column {exc.colno}")
+    if isinstance(exc, RecursionError):
+        return Violation("", "WRONG_TYPE", "not valid JSON: nested too deeply")
+    return Violation("", "WRONG_TYPE", f"not valid JSON: {str(exc)[:120]}")
+
+
 def _jsonl_rows(text: str) -> Iterator[Row]:
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
         try:
             yield Row(number, json.loads(line))
-        except json.JSONDecodeError as exc:
-            yield Row(number, line, errors=[Violation("", "WRONG_TYPE",
-                                                      f"not valid JSON: {exc.msg} at column "
-                                                      f"{exc.colno}")])
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
+            yield Row(number, line[:200], errors=[_json_error(exc)])
 
 
 def _array_rows(text: str) -> Iterator[Row]:
@@ -70,9 +78,9 @@ def _array_rows(text: str) -> Iterator[Row]:
         line = text.count("\n", 0, pos) + 1
         try:
             obj, end = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError as exc:
-            yield Row(exc.lineno, None, errors=[Violation("", "WRONG_TYPE", "not valid JSON: "
-                                                          f"{exc.msg} at column {exc.colno}")])
+        except (ValueError, RecursionError) as exc:
+            where = exc.lineno if isinstance(exc, json.JSONDecodeError) else line
+            yield Row(where, None, errors=[_json_error(exc)])
             return
         yield Row(line, obj)
         pos = skip(end)
@@ -89,8 +97,16 @@ def _array_rows(text: str) -> Iterator[Row]:
 def _csv_rows(text: str) -> Iterator[Row]:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     start = 2
-    for row in reader:
+    while True:
         line = start
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:  # e.g. a field over the csv module's 131,072 characters
+            start = reader.line_num + 1
+            yield Row(line, None, True, [Violation("", "WRONG_TYPE", f"not valid CSV: {exc}")])
+            continue
         start = reader.line_num + 1
         if None in row:
             yield Row(line, row, True, [Violation("", "WRONG_TYPE", f"{len(row[None])} more "

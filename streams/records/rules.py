@@ -13,7 +13,7 @@ the bundled one), which is read once, on the first check.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,13 +79,41 @@ def _skew_ms(policy: Policy) -> int:
     return int(policy.max_future_skew.total_seconds() * 1000)
 
 
-def _future(record: Mapping[str, Any], name: str, limit_ms: int, prefix: str = "") -> list[
-        Violation]:
-    ts = millis(record.get(name))
-    if ts is not None and ts > limit_ms:
-        return [Violation(prefix + name, "FUTURE_EVENT_TIME",
-                          f"{ts - limit_ms} ms beyond the allowed clock skew into the future")]
-    return []
+def _times(record: Mapping[str, Any], names: tuple[str, ...], policy: Policy, now_ms: int,
+           prefix: str = "") -> list[Violation]:
+    """Each named time lies between the policy's earliest time and now plus the allowed
+    clock skew."""
+    out = []
+    limit = now_ms + _skew_ms(policy)
+    earliest = policy.limits.earliest_ms
+    for name in names:
+        ts = millis(record.get(name))
+        if ts is None:
+            continue
+        if ts > limit:
+            out.append(Violation(prefix + name, "FUTURE_EVENT_TIME",
+                                 f"{ts - limit} ms beyond the allowed clock skew into the "
+                                 "future"))
+        elif ts < earliest:
+            out.append(Violation(prefix + name, "BAD_TIMESTAMP",
+                                 f"{ts} is before {earliest} (2000-01-01), the earliest time "
+                                 "the platform accepts (policy limits.earliest)"))
+    return out
+
+
+def _strings(record: Mapping[str, Any], policy: Policy, prefix: str = "",
+             texts: tuple[str, ...] = ("description",)) -> list[Violation]:
+    """Every string field of the record within its length bound: free texts (``texts``)
+    ``max_text_length``, ids, codes and names ``max_id_length``."""
+    out = []
+    limits = policy.limits
+    for name, value in record.items():
+        if isinstance(value, str):
+            bound = limits.max_text if name in texts else limits.max_id
+            if len(value) > bound:
+                out.append(Violation(prefix + name, "TOO_LONG",
+                                     f"{len(value)} characters, over the limit of {bound}"))
+    return out
 
 
 def _region(record: Mapping[str, Any], policy: Policy) -> list[Violation]:
@@ -117,21 +145,27 @@ def check_reading(reading: Mapping[str, Any], policy: Policy, now_ms: int,
                                  f"[{metric.low}, {metric.high}] of {reading.get('metric')}"))
     elif isinstance(value, float) and not math.isfinite(value):
         out.append(Violation(prefix + "value", "OUT_OF_RANGE", f"{value} is not a number"))
-    out += _future(reading, "event_time", now_ms + _skew_ms(policy), prefix)
+    out += _times(reading, ("event_time",), policy, now_ms, prefix)
+    out += _strings(reading, policy, prefix)
     return out
 
 
 def check_telemetry(batch: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
     """A TelemetryBatch envelope and each reading (fields named ``readings[i].<field>``)."""
-    limit = now_ms + _skew_ms(policy)
-    out = _future(batch, "sent_at", limit)
-    for i, reading in enumerate(batch.get("readings") or ()):
+    out = _times(batch, ("sent_at",), policy, now_ms) + _strings(batch, policy)
+    readings = batch.get("readings") or ()
+    if len(readings) > policy.limits.max_readings:
+        out.append(Violation("readings", "TOO_MANY_READINGS",
+                             f"{len(readings)} readings in one envelope, over the limit of "
+                             f"{policy.limits.max_readings} (split them into envelopes)"))
+        return out
+    for i, reading in enumerate(readings):
         out += check_reading(reading, policy, now_ms, f"readings[{i}].")
     return out
 
 
 def check_heartbeat(beat: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
-    out = _future(beat, "sent_at", now_ms + _skew_ms(policy))
+    out = _times(beat, ("sent_at",), policy, now_ms) + _strings(beat, policy)
     interval = beat.get("interval_s")
     if isinstance(interval, int) and interval <= 0:
         out.append(Violation("interval_s", "OUT_OF_RANGE",
@@ -140,11 +174,14 @@ def check_heartbeat(beat: Mapping[str, Any], policy: Policy, now_ms: int) -> lis
 
 
 def check_hazard(hazard: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
-    limit = now_ms + _skew_ms(policy)
-    out = _region(hazard, policy) + _future(hazard, "found_at", limit) + _future(
-        hazard, "updated_at", limit)
+    out = _region(hazard, policy) + _strings(hazard, policy) + _times(
+        hazard, ("found_at", "updated_at"), policy, now_ms)
     found, deadline = millis(hazard.get("found_at")), millis(hazard.get("rectification_deadline"))
-    if found is not None and deadline is not None and deadline < found:
+    if deadline is not None and deadline < policy.limits.earliest_ms:
+        out.append(Violation("rectification_deadline", "BAD_TIMESTAMP",
+                             "the rectification deadline is before the earliest time the "
+                             "platform accepts"))
+    elif found is not None and deadline is not None and deadline < found:
         out.append(Violation("rectification_deadline", "BAD_TIMESTAMP",
                              "rectification deadline is before the danger was found"))
     return out
@@ -152,14 +189,9 @@ def check_hazard(hazard: Mapping[str, Any], policy: Policy, now_ms: int) -> list
 
 def check_incident(report: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
     """Region code, non-negative figures, no future times, reported not before it occurred."""
-    limit = now_ms + _skew_ms(policy)
-    out = _region(report, policy)
-    for name in FIGURES:
-        value = report.get(name)
-        if isinstance(value, int | float) and value < 0:
-            out.append(Violation(name, "NEGATIVE_FIGURE", f"{name} is {value}; figures "
-                                 "cannot be negative"))
-    out += _future(report, "occurred_at", limit) + _future(report, "reported_at", limit)
+    out = _region(report, policy) + _strings(report, policy)
+    out += _figures(report, policy)
+    out += _times(report, ("occurred_at", "reported_at"), policy, now_ms)
     occurred, reported = millis(report.get("occurred_at")), millis(report.get("reported_at"))
     if occurred is not None and reported is not None and reported < occurred:
         out.append(Violation("reported_at", "BAD_TIMESTAMP",
@@ -167,15 +199,35 @@ def check_incident(report: Mapping[str, Any], policy: Policy, now_ms: int) -> li
     return out
 
 
+def _figures(report: Mapping[str, Any], policy: Policy) -> list[Violation]:
+    """Figures are finite, not negative, and within the policy's bounds."""
+    out = []
+    for name in FIGURES:
+        value = report.get(name)
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            continue
+        bound = policy.limits.max_loss_cny if name == "direct_economic_loss_cny" \
+            else policy.limits.max_count
+        if isinstance(value, float) and not math.isfinite(value):
+            out.append(Violation(name, "OUT_OF_RANGE", f"{name} is {value}, not a number"))
+        elif value < 0:
+            out.append(Violation(name, "NEGATIVE_FIGURE", f"{name} is {value}; figures "
+                                 "cannot be negative"))
+        elif value > bound:
+            out.append(Violation(name, "OUT_OF_RANGE", f"{name} is {value}, over the bound "
+                                 f"{bound:g} (policy limits)"))
+    return out
+
+
 def check_enterprise(enterprise: Mapping[str, Any], policy: Policy, now_ms: int) -> list[
         Violation]:
-    return _region(enterprise, policy) + _future(enterprise, "updated_at",
-                                                 now_ms + _skew_ms(policy))
+    return _region(enterprise, policy) + _strings(enterprise, policy) + _times(
+        enterprise, ("updated_at",), policy, now_ms)
 
 
 def check_sensor(sensor: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
     """The unit fits the metric and the alarm limits lie in its range, level 1 <= level 2."""
-    out = _future(sensor, "updated_at", now_ms + _skew_ms(policy))
+    out = _times(sensor, ("updated_at",), policy, now_ms) + _strings(sensor, policy)
     metric = policy.metrics.get(str(sensor.get("metric")))
     if metric is None:
         return out
@@ -193,16 +245,3 @@ def check_sensor(sensor: Mapping[str, Any], policy: Policy, now_ms: int) -> list
         out.append(Violation("alarm_level2", "OUT_OF_RANGE",
                              f"alarm level 2 ({two}) is below level 1 ({one})"))
     return out
-
-
-Check = Callable[[Mapping[str, Any], Policy, int], list[Violation]]
-
-# record name -> check
-CHECKS: dict[str, Check] = {
-    "TelemetryBatch": check_telemetry,
-    "GatewayHeartbeat": check_heartbeat,
-    "HazardRecord": check_hazard,
-    "IncidentReport": check_incident,
-    "Enterprise": check_enterprise,
-    "Sensor": check_sensor,
-}

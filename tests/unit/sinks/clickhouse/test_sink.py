@@ -153,3 +153,33 @@ def test_transient_errors_retry_then_apply_backpressure() -> None:
     assert info.value.retry_after > 0 and h.sink.pending()
     assert h.sink.flush() == {("p.alerts", 0): 2}
     assert h.sink.failures == 0
+
+
+def test_a_ledger_row_clickhouse_rejects_becomes_a_dead_letter_not_an_exit() -> None:
+    backend = FakeBackend()
+    backend.reject = lambda table, row: table == "ledger" and row["source_offset"] == 1
+    h = Harness(backend)
+    for o in range(3):
+        h.send("p.incidents.clean", f.incident(o))
+    assert h.sink.flush() == {("p.incidents.clean", 0): 3}
+    assert sorted(r["source_offset"] for r in backend.rows("ledger")) == [0, 2]
+    (dead,) = backend.rows("dead_letters_raw")
+    assert (dead["error_code"], dead["stage"], dead["source_offset"]) == (
+        "LEDGER_REJECTED", "sink", 1)
+
+
+def test_a_poison_pill_is_quarantined_after_its_attempts_and_the_rest_is_written() -> None:
+    h = Harness()
+    h.send("p.alerts", f.alert(1))
+    envelope, rows = h.decoder(h.serializer(f.alert(2), SerializationContext(
+        "p.alerts", "Alert")), None, "p.alerts", 0, 9)
+    del envelope.record["alert_type"]   # the encoder cannot handle it (not ClickHouse's doing)
+    h.sink.add(envelope, "p.alerts", 0, 9, rows)
+    for _ in range(2):          # poison_attempts is 3: two retries ask for a pause
+        with pytest.raises(BackpressureError):
+            h.sink.flush()
+    assert h.sink.flush() == {("p.alerts", 0): 10}
+    assert [r["alert_id"] for r in h.backend.rows("alerts_raw")] == ["al-1"]
+    (dead,) = h.backend.rows("dead_letters_raw")
+    assert dead["error_code"] == "QUARANTINED" and "KeyError" in dead["error_message"]
+    assert h.metric("ebi_quarantined_total", stage="sink") == 1
