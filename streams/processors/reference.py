@@ -95,7 +95,14 @@ class ReferenceData:
             log.warning("%s %s ignored: %s", kind.name, key,
                         "; ".join(p.line() for p in problems))
             return False
-        self._table(kind)[str(key)] = build(self.policy, record)
+        try:
+            entry = build(self.policy, record)
+        except (KeyError, TypeError, ValueError) as exc:  # not the record this table holds
+            self.ignored += 1
+            log.warning("%s %s ignored: cannot be read as a %s: %r", kind.name, key, kind.name,
+                        exc)
+            return False
+        self._table(kind)[str(key)] = entry
         return True
 
     def apply(self, kind: RecordType, key: str | None, record: dict[str, Any] | None,
