@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from schemas.catalog.model import Ledger, Output, RecordType, Reference, State, Table, Topic, View
 
-GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:GatewayClock")
-INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock")
-HAZARDS = State("hazards", "hazard_id")
+GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:GatewayClock",
+                 upgrade="streams.processors.layouts:upgrade_gateway")
+INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock",
+                  upgrade="streams.processors.layouts:upgrade_incident")
+HAZARDS = State("hazards", "hazard_id", upgrade="streams.processors.layouts:upgrade_hazard")
 
 TELEMETRY = RecordType(
     "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id"),

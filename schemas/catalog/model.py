@@ -82,11 +82,15 @@ class State:
     """A state table of the worker, keyed by a record field. Record types sharing one are
     read by one agent, so their input topics must be co-partitioned. ``clock``: what the
     worker's timer runs over the table (import path of a class built with the processor
-    context), "" for none."""
+    context), "" for none. ``upgrade``: import path of ``(decoded state) -> state``, which
+    converts a state written in an earlier layout to the current one (and returns a
+    current one unchanged); the worker runs it once per key, when it first reads the key
+    from the table; "" for none."""
 
     name: str
     key: str
     clock: str = ""
+    upgrade: str = ""
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,7 @@ Canary data is recognised by its ids: ``canary-<run>-...``; its outputs carry th
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +29,7 @@ def arrival_ms(source: Source, now_ms: int) -> int:
     return source.timestamp_ms if source.timestamp_ms > 0 else now_ms
 
 
-def already_applied(state: dict[str, Any] | None, field: str, source: Source) -> bool:
+def already_applied(state: Mapping[str, Any] | None, field: str, source: Source) -> bool:
     """Whether ``state`` already reflects this message: ``state[field]`` holds the packed
     coordinates of the last message applied, and this one is on the same partition and not
     newer. Its outputs were acknowledged before that state was written, so it is skipped."""

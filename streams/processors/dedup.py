@@ -1,27 +1,28 @@
 """Per-sensor rings of recent reading ids, compact enough to write once per envelope.
 
-A sensor's state (:mod:`.anomalies`) carries:
+A sensor's state (:class:`.anomalies.SensorState`) carries:
 
-- ``ids``: the most recent reading ids as 64-bit hashes (:func:`id_hash`: CRC-32 and
+- ``recent_ids``: the most recent reading ids as 64-bit hashes (:func:`id_hash`: CRC-32 and
   Adler-32 of the UTF-8 bytes side by side, both in C and stable across processes), oldest
   first;
-- ``g``: the envelopes that carried them, as ``[packed source coordinates, arrival ms,
-  count]`` groups in the same order (the counts add up to ``len(ids)``): a reading's source
-  is stored once per envelope, not once per reading.
+- ``recent_envelopes``: the envelopes that carried them, as ``[packed source coordinates,
+  arrival ms, count]`` groups in the same order (the counts add up to ``len(recent_ids)``): a
+  reading's source is stored once per envelope, not once per reading.
 
 A reading id found in the ring under different source coordinates is a duplicate; under the
 same coordinates it is this message processed again (a replay of itself), not a duplicate.
 The chance that two different ids of one sensor's ring share a 64-bit hash is about
-``ring_size / 2**64`` per reading. States written before this layout (``src`` and ``at``
-lists beside string ids) are converted when first read.
+``ring_size / 2**64`` per reading. Rings written in earlier layouts (string ids with
+per-reading source lists) are converted when first read (:mod:`.layouts`).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 from zlib import adler32, crc32
 
-SensorState = dict[str, Any]
+if TYPE_CHECKING:
+    from streams.processors.anomalies import SensorState
 
 
 def id_hash(reading_id: str) -> int:
@@ -32,31 +33,15 @@ def id_hash(reading_id: str) -> int:
     return crc32(data) << 32 | adler32(data)
 
 
-def upgrade(st: SensorState) -> None:
-    """Convert a ring written with per-reading ``src``/``at`` lists to groups (in place)."""
-    src, at = st.pop("src", None), st.pop("at", None)
-    if src is None or at is None:
-        st.setdefault("g", [])
-        return
-    groups: list[list[int]] = []
-    for packed, arrived in zip(src, at, strict=False):
-        if groups and groups[-1][0] == packed and groups[-1][1] == arrived:
-            groups[-1][2] += 1
-        else:
-            groups.append([packed, arrived, 1])
-    st["ids"] = [i if isinstance(i, int) else id_hash(i) for i in st["ids"][:len(src)]]
-    st["g"] = groups
-
-
 def source_of(st: SensorState, hashed: int) -> int | None:
     """Packed source coordinates of the latest occurrence of ``hashed`` in the ring."""
-    ids = st["ids"]
+    ids = st["recent_ids"]
     try:
         index = len(ids) - 1 - ids[::-1].index(hashed)
     except ValueError:
         return None
     pos = 0
-    for packed, _, count in st["g"]:
+    for packed, _, count in st["recent_envelopes"]:
         pos += count
         if index < pos:
             return int(packed)
@@ -67,7 +52,7 @@ def remember(st: SensorState, new: list[int], packed: int, arrival: int, ring_si
              cutoff: int) -> None:
     """Append the hashed ids of one envelope, then keep the last ``ring_size`` (or all of this
     envelope's, if more), dropping further any that arrived before ``cutoff``."""
-    ids, groups = st["ids"], st["g"]
+    ids, groups = st["recent_ids"], st["recent_envelopes"]
     ids.extend(new)
     last = groups[-1] if groups else None
     if last is not None and last[0] == packed and last[1] == arrival:

@@ -1,15 +1,23 @@
 """Hidden-danger (隐患) records: validation, version deduplication and overdue rectification.
 
-State per hazard_id (faust table): ``v`` version -> packed source coordinates (the last
-``VERSIONS`` versions), ``max`` highest version seen, ``od`` rectification deadline already
-alerted, ``at_z`` packed coordinates of the last message applied. A version seen before under
-other coordinates is a duplicate (ledgered with ``duplicate=true``); an older version arriving
-late is kept (ClickHouse keeps the highest version).
+State per hazard_id (:class:`HazardState`, the ``hazards`` table value):
+
+- ``versions``: version (as a string: a JSON object key) -> packed source coordinates of the
+  message that carried it, for the last ``VERSIONS`` versions;
+- ``max_version``: the highest version seen;
+- ``alerted_deadline``: the rectification deadline (ms) whose HAZARD_OVERDUE alert was
+  raised (0: none), so a deadline is alerted once, not once per version past it;
+- ``applied``: packed coordinates of the last message applied to this state.
+
+A version seen before under other coordinates is a duplicate (ledgered with
+``duplicate=true``); an older version arriving late is kept (ClickHouse keeps the highest
+version). States written before these field names are converted when first read
+(:mod:`.layouts`).
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from schemas.records import Record, Source, dead_letter
 from streams.processors.common import (
@@ -25,8 +33,16 @@ from streams.records.rules import check_hazard
 if TYPE_CHECKING:
     from streams.processors.context import ProcessorContext
 
-HazardState = dict[str, Any]
 VERSIONS = 32
+
+
+class HazardState(TypedDict):
+    """One hidden-danger record's state (see the module docstring)."""
+
+    versions: dict[str, int]
+    max_version: int
+    alerted_deadline: int
+    applied: NotRequired[int]
 
 
 class HazardProcessor:
@@ -40,7 +56,7 @@ class HazardProcessor:
 
     def process(self, rec: Record, source: Source, key: bytes | None, value: bytes,
                 state: HazardState | None, now_ms: int) -> tuple[Outputs, HazardState | None]:
-        if already_applied(state, "at_z", source):
+        if already_applied(state, "applied", source):
             return Outputs(replay=True), state
         out = Outputs()
         hazard_id, version, enterprise = rec["hazard_id"], rec["version"], rec["enterprise_id"]
@@ -59,30 +75,30 @@ class HazardProcessor:
                                                 "validate", now_ms, record_id=hazard_id, tag=tag))
             return out, state
         if state is None:
-            state = {"v": {}, "max": -1, "od": 0}
-        seen = state["v"].get(str(version))
+            state = {"versions": {}, "max_version": -1, "alerted_deadline": 0}
+        seen = state["versions"].get(str(version))
         duplicate = seen is not None and seen != source.packed
         deadline = rec.get("rectification_deadline")
         overdue = rec["status"] != "CLOSED" and deadline is not None and arrival > deadline
         if duplicate:
             self.metrics.duplicates.labels("hazard").inc()
         else:
-            versions = state["v"]
+            versions = state["versions"]
             versions[str(version)] = source.packed
             if len(versions) > VERSIONS:
                 for old in sorted(versions, key=int)[:-VERSIONS]:
                     del versions[old]
-            state["max"] = max(state["max"], version)
-            if overdue and deadline is not None and state["od"] != deadline \
-                    and version >= state["max"]:
-                state["od"] = deadline
+            state["max_version"] = max(state["max_version"], version)
+            if overdue and deadline is not None and state["alerted_deadline"] != deadline \
+                    and version >= state["max_version"]:
+                state["alerted_deadline"] = deadline
                 out.alerts.append(make_alert(
                     "HAZARD_OVERDUE", "hazard", hazard_id, deadline, now_ms,
                     f"{where} ({rec['level']}, {rec['category']}) at enterprise {enterprise} is "
                     f"{rec['status']} past its rectification deadline {deadline}",
                     enterprise_id=enterprise, region_code=rec["region_code"],
                     value=(arrival - deadline) / 1000, tag=tag))
-        state["at_z"] = source.packed
+        state["applied"] = source.packed
         out.clean = dict(rec)
         out.clean.update(source=source.record(), received_at=now_ms, duplicate=duplicate,
                          overdue=overdue)

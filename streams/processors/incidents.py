@@ -1,23 +1,32 @@
 """Incident reports: stage order, deduplication, timeliness, concealment and figure changes,
 and the deadline clocks of open incidents.
 
-State, one dict per incident (faust table keyed by incident_id): ``r`` report_id ->
-[packed source coordinates, reported_at] for reports within the dedup horizon (30 days by
-default); ``st`` stages seen; ``f`` figures of the last accepted report; ``lr`` its
-reported_at; ``k``/``lvl``/``rl``/``ind``/``reg`` kind, declared level, reporting level,
-industry and region of the last report; ``due`` when the next report is due (0: none) and
-``dk`` which stage; ``sent`` deadline-clock alerts already raised, as "TYPE@due";
-``closed`` after a FINAL report; ``at_i`` packed coordinates of the last message applied.
+State, one dict per incident (:class:`IncidentState`, the ``incidents`` table value keyed by
+incident_id):
+
+- ``reports``: report_id -> ``[packed source coordinates, reported_at]`` for the reports
+  within the dedup horizon (30 days by default);
+- ``stages``: the stages reported so far, in the order first seen;
+- ``figures``: the casualty and loss figures of the last accepted report;
+- ``last_reported_at``: the latest reported_at of an accepted report (ms);
+- ``kind``, ``reporting_level``, ``industry``, ``region_code``: those of the last accepted
+  report; ``level``: its declared level or the level its figures imply, whichever is higher;
+- ``next_due_at``: when the next report is due (ms; 0: none) and ``next_due_stage``: which
+  stage ("FOLLOW_UP"; "" for none);
+- ``clock_alerts``: the deadline-clock alerts already raised, as ``"TYPE@due"`` (the last 8);
+- ``closed``: a FINAL report arrived (the clocks stop);
+- ``applied``: packed coordinates of the last message applied to this state.
 
 A report id seen before under other coordinates is a duplicate: it is ledgered on the clean
 topic with ``duplicate=true`` and changes nothing. A follow-up with a new report id is not a
-duplicate: it advances the incident.
+duplicate: it advances the incident. States written before these field names are converted
+when first read (:mod:`.layouts`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, NotRequired, TypedDict
 
 from schemas.records import Record, Source, dead_letter
 from streams.processors.common import (
@@ -36,10 +45,34 @@ if TYPE_CHECKING:
     from streams.processors.base import StateStore
     from streams.processors.context import ProcessorContext
 
-IncidentState = dict[str, Any]
 CASUALTIES = ("deaths", "serious_injuries")
 FLAG_ALERTS = ("SUSPECTED_CONCEALMENT", "FIGURE_JUMP", "FIGURE_DROP", "CASUALTIES_FELL",
                "LATE_REPORT")
+
+
+class IncidentState(TypedDict):
+    """One incident's state (see the module docstring)."""
+
+    reports: dict[str, list[int]]
+    stages: list[str]
+    figures: dict[str, float]
+    last_reported_at: int
+    kind: str
+    level: str
+    reporting_level: str
+    industry: str | None
+    region_code: str
+    next_due_at: int
+    next_due_stage: str
+    clock_alerts: list[str]
+    closed: bool
+    applied: NotRequired[int]
+
+
+def new_incident_state() -> IncidentState:
+    return {"reports": {}, "stages": [], "figures": {}, "last_reported_at": 0, "kind": "",
+            "level": "", "reporting_level": "", "industry": None, "region_code": "",
+            "next_due_at": 0, "next_due_stage": "", "clock_alerts": [], "closed": False}
 
 
 class IncidentProcessor:
@@ -53,7 +86,7 @@ class IncidentProcessor:
 
     def process(self, rep: Record, source: Source, key: bytes | None, value: bytes,
                 state: IncidentState | None, now_ms: int) -> tuple[Outputs, IncidentState | None]:
-        if already_applied(state, "at_i", source):
+        if already_applied(state, "applied", source):
             return Outputs(replay=True), state
         out = Outputs()
         incident_id, report_id, stage = rep["incident_id"], rep["report_id"], rep["stage"]
@@ -61,7 +94,8 @@ class IncidentProcessor:
         arrival = arrival_ms(source, now_ms)
         where = f"report {report_id} ({stage}) of incident {incident_id}"
         problems = check_incident(rep, self.policy, arrival)
-        if not problems and stage != "INITIAL" and (state is None or "INITIAL" not in state["st"]):
+        if not problems and stage != "INITIAL" and (
+                state is None or "INITIAL" not in state["stages"]):
             code, why = "STAGE_ORDER", f"a {stage} report before any INITIAL report"
         elif problems:
             code, why = rejection(problems)
@@ -72,9 +106,8 @@ class IncidentProcessor:
                                                 "validate", now_ms, record_id=report_id, tag=tag))
             return out, state
         if state is None:
-            state = {"r": {}, "st": [], "f": {}, "lr": 0, "due": 0, "dk": "", "sent": [],
-                     "closed": False}
-        seen = state["r"].get(report_id)
+            state = new_incident_state()
+        seen = state["reports"].get(report_id)
         duplicate = seen is not None and seen[0] != source.packed
         implied = implied_level(rep["deaths"], rep.get("serious_injuries", 0),
                                 rep.get("direct_economic_loss_cny", 0.0))
@@ -98,7 +131,7 @@ class IncidentProcessor:
                 if alert_type in FLAG_ALERTS:
                     out.alerts.append(self._alert(alert_type, rep, implied, deadline_at,
                                                   late_by, now_ms))
-        state["at_i"] = source.packed
+        state["applied"] = source.packed
         out.clean = dict(rep)
         out.clean.update(source=source.record(), received_at=now_ms, duplicate=duplicate,
                          implied_level=implied, deadline_at=deadline_at, late=late_by > 0,
@@ -111,13 +144,13 @@ class IncidentProcessor:
         if rule is None:
             return None, 0
         start = rep["occurred_at"]
-        if rule.start == "previous" and state["lr"]:
-            start = state["lr"]
+        if rule.start == "previous" and state["last_reported_at"]:
+            start = state["last_reported_at"]
         deadline_at = start + int(rule.within.total_seconds() * 1000)
         return deadline_at, max(0, rep["reported_at"] - deadline_at)
 
     def _figure_flags(self, rep: Record, state: IncidentState) -> list[str]:
-        last = state["f"]
+        last = state["figures"]
         if not last:
             return []
         p = self.policy
@@ -137,27 +170,30 @@ class IncidentProcessor:
                  arrival: int) -> None:
         """A new report moves the incident on: figures, stages and the next deadline."""
         reported = rep["reported_at"]
-        state["r"][rep["report_id"]] = [source.packed, reported]
+        reports = state["reports"]
+        reports[rep["report_id"]] = [source.packed, reported]
         cutoff = arrival - self.horizon_ms
-        for rid in [rid for rid, (_, at) in state["r"].items() if at < cutoff]:
-            del state["r"][rid]
-        if rep["stage"] not in state["st"]:
-            state["st"].append(rep["stage"])
-        state["f"] = {name: rep.get(name, 0) for name in FIGURES}
-        state["lr"] = max(state["lr"], reported)
+        for rid in [rid for rid, (_, at) in reports.items() if at < cutoff]:
+            del reports[rid]
+        if rep["stage"] not in state["stages"]:
+            state["stages"].append(rep["stage"])
+        state["figures"] = {name: rep.get(name, 0) for name in FIGURES}
+        state["last_reported_at"] = max(state["last_reported_at"], reported)
         level = max(rep["declared_level"], implied, key=LEVEL_RANK.__getitem__)
-        state.update(k=rep["kind"], lvl=level, rl=rep["reporting_level"],
-                     ind=rep.get("industry"), reg=rep["region_code"])
+        state["kind"] = rep["kind"]
+        state["level"] = level
+        state["reporting_level"] = rep["reporting_level"]
+        state["industry"] = rep.get("industry")
+        state["region_code"] = rep["region_code"]
         if rep["stage"] == "FINAL" and self.close_after_final:
-            state.update(closed=True, due=0, dk="")
-            return
-        rule = self.policy.deadline_rule(rep["kind"], "FOLLOW_UP", rep["reporting_level"],
-                                         level, rep.get("industry"))
-        if rule is None:
-            state.update(due=0, dk="")
+            state["closed"] = True
+            rule = None
         else:
-            state.update(due=state["lr"] + int(rule.within.total_seconds() * 1000),
-                         dk="FOLLOW_UP")
+            rule = self.policy.deadline_rule(rep["kind"], "FOLLOW_UP", rep["reporting_level"],
+                                             level, rep.get("industry"))
+        state["next_due_at"] = 0 if rule is None else \
+            state["last_reported_at"] + int(rule.within.total_seconds() * 1000)
+        state["next_due_stage"] = "" if rule is None else "FOLLOW_UP"
 
     def _alert(self, alert_type: str, rep: Record, implied: str, deadline_at: int | None,
                late_by: int, now_ms: int) -> Record:
@@ -185,34 +221,38 @@ class IncidentProcessor:
     def check_clock(self, incident_id: str, state: IncidentState, now_ms: int) -> Outputs:
         """The periodic check: REPORT_DUE_SOON, then REPORT_OVERDUE, once per due report."""
         out = Outputs()
-        due = state.get("due", 0)
-        if not due or state.get("closed"):
+        due = state["next_due_at"]
+        if not due or state["closed"]:
             return out
         for alert_type, starts in (("REPORT_DUE_SOON", due - self.warn_ms),
                                    ("REPORT_OVERDUE", due + 1)):
             mark = f"{alert_type}@{due}"
-            if now_ms >= starts and mark not in state["sent"]:
-                state["sent"].append(mark)
-                del state["sent"][:-8]
+            raised = state["clock_alerts"]
+            if now_ms >= starts and mark not in raised:
+                raised.append(mark)
+                del raised[:-8]
                 if alert_type == "REPORT_DUE_SOON" and now_ms > due:
                     continue       # already overdue: only the overdue alert
-                what = f"a {state['dk']} report of incident {incident_id} (level {state['lvl']})"
+                what = (f"a {state['next_due_stage']} report of incident {incident_id} "
+                        f"(level {state['level']})")
                 msg = (f"{what} is due at {due}, in {(due - now_ms) // 60000} min"
                        if alert_type == "REPORT_DUE_SOON" else
                        f"{what} was due at {due}; none has arrived "
                        f"({(now_ms - due) // 60000} min overdue)")
                 out.alerts.append(make_alert(alert_type, "incident", incident_id, due, now_ms,
-                                             msg, region_code=state.get("reg", ""),
-                                             value=float(due), id_extra=state["dk"]))
+                                             msg, region_code=state["region_code"],
+                                             value=float(due),
+                                             id_extra=state["next_due_stage"]))
         return out
 
     @staticmethod
     def overdue(state: IncidentState, now_ms: int) -> bool:
-        return bool(state.get("due")) and not state.get("closed") and now_ms > state["due"]
+        due = state["next_due_at"]
+        return bool(due) and not state["closed"] and now_ms > due
 
     def expired(self, state: IncidentState, now_ms: int) -> bool:
         """A closed incident with no report within the horizon can be forgotten."""
-        return bool(state.get("closed")) and now_ms - state.get("lr", 0) > self.horizon_ms
+        return state["closed"] and now_ms - state["last_reported_at"] > self.horizon_ms
 
 
 class IncidentClock:
@@ -229,7 +269,7 @@ class IncidentClock:
         open_, overdue = 0, 0
         for key in store.owned_keys():
             state = store.get(key)
-            if state is None or state.get("closed"):
+            if state is None or state["closed"]:
                 continue
             open_ += 1
             overdue += 1 if self.incidents.overdue(state, now_ms) else 0
@@ -242,4 +282,4 @@ class IncidentClock:
         return out, changed
 
 
-__all__ = ["LEVELS", "IncidentClock", "IncidentProcessor", "IncidentState"]
+__all__ = ["LEVELS", "IncidentClock", "IncidentProcessor", "IncidentState", "new_incident_state"]

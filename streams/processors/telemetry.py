@@ -9,18 +9,22 @@ The clean output is columnar (:mod:`schemas.columns`): the accepted readings are
 field to parallel lists, never built as one dict per reading; a reading gets a ``flags`` entry
 only when it is late, at an alarm level or anomalous.
 
-State, one dict per gateway (the faust table value keyed by gateway_id; liveness fields are
-described in :mod:`.gateways`): ``s`` maps sensor_id to its scoring state
-(:mod:`.anomalies`) plus a ring of its most recent reading ids with the envelopes that
-carried them (:mod:`.dedup`: hashed ids, source coordinates and arrival time once per
-envelope); ``q`` holds the last envelope sequences with their coordinates; ``at_t`` is the
-packed coordinates of the last telemetry message applied to this state.
+State, one dict per gateway (:class:`.gateways.GatewayState`, the ``gateways`` table value
+keyed by gateway_id; its liveness fields are described in :mod:`.gateways`). Telemetry owns:
+
+- ``sensors``: sensor_id -> the sensor's state (:class:`.anomalies.SensorState`): its
+  scoring fields and a ring of its most recent reading ids with the envelopes that carried
+  them (:mod:`.dedup`: hashed ids; source coordinates and arrival time once per envelope);
+- ``recent_sequences``: the last ``SEQUENCE_RING`` envelopes as ``[sequence, packed source
+  coordinates]``, oldest first;
+- ``applied_telemetry``: packed coordinates of the last telemetry message applied to this
+  state (absent before the first).
 
 Deduplication and its exactness window:
 
-- A message whose coordinates are at or before ``at_t`` (same partition) was applied, and its
-  outputs were acknowledged before the state was written, so it is skipped: an exact replay
-  after a crash or a rebalance (see :func:`.common.already_applied`).
+- A message whose coordinates are at or before ``applied_telemetry`` (same partition) was
+  applied, and its outputs were acknowledged before the state was written, so it is skipped:
+  an exact replay after a crash or a rebalance (see :func:`.common.already_applied`).
 - A reading id found in its sensor's ring under different source coordinates is a duplicate:
   dropped and counted. A reading id repeated inside one envelope is a duplicate too.
 - The ring keeps, per sensor, the last ``ring_size`` readings (default 32) or all readings of
@@ -31,6 +35,8 @@ Deduplication and its exactness window:
 Arrival lag is measured from the Kafka timestamp of the envelope (when it reached the
 platform), not the worker's clock, so a worker backlog does not make readings late and a
 reprocessed envelope gets the same flags.
+
+States written before these field names are converted when first read (:mod:`.layouts`).
 """
 
 from __future__ import annotations
@@ -40,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 from schemas.columns import empty_columns
 from schemas.records import Record, Source, dead_letter
 from streams.processors import dedup
-from streams.processors.anomalies import SensorScorer, new_sensor_state
+from streams.processors.anomalies import SensorScorer, SensorState, new_sensor_state
 from streams.processors.common import (
     Outputs,
     already_applied,
@@ -80,7 +86,7 @@ class TelemetryProcessor:
 
     def process(self, env: Record, source: Source, key: bytes | None, value: bytes,
                 state: GatewayState | None, now_ms: int) -> tuple[Outputs, GatewayState | None]:
-        if already_applied(state, "at_t", source):
+        if already_applied(state, "applied_telemetry", source):
             return Outputs(replay=True), state
         out = Outputs()
         gateway_id = env["gateway_id"]
@@ -107,16 +113,16 @@ class TelemetryProcessor:
                                       self.gateways.default_interval_ms)
         else:
             out.extend(self.gateways.seen(gateway_id, state, sent, arrival, now_ms))
-            state["e"] = enterprise_id
+            state["enterprise_id"] = enterprise_id
         columns, duplicates, late, anomalies = self._readings(
             env, source, key, value, state, arrival, now_ms, tag, out)
         readings = env["readings"]
         rejected = len(readings) - len(columns["reading_id"]) - duplicates
         packed = source.packed
-        ring = state["q"]
+        ring = state["recent_sequences"]
         ring.append([env["sequence"], packed])
         del ring[:-SEQUENCE_RING]
-        state["at_t"] = packed
+        state["applied_telemetry"] = packed
         out.clean = {
             "source": source.record(), "gateway_id": gateway_id, "enterprise_id": enterprise_id,
             "region_code": enterprise.region_code, "sent_at": env["sent_at"],
@@ -140,7 +146,7 @@ class TelemetryProcessor:
         sensors = self.reference.sensors
         limits = self.limits
         future_limit = arrival + self.skew_ms
-        sensor_states = state["s"]
+        sensor_states = state["sensors"]
         packed = source.packed
         score = self.scorer.score
         readings = env["readings"]
@@ -148,7 +154,7 @@ class TelemetryProcessor:
         repeats = len(set(ids)) != len(ids)   # an id twice in this envelope (rare)
         seen: set[str] = set()
         # sensor id -> (its state, the hashed ids of its ring, ids of this envelope to add)
-        open_rings: dict[str, tuple[dict[str, Any], set[int], list[int]]] = {}
+        open_rings: dict[str, tuple[SensorState, set[int], list[int]]] = {}
         id_hash, source_of = dedup.id_hash, dedup.source_of
         columns = empty_columns()
         c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag = columns.values()
@@ -178,9 +184,7 @@ class TelemetryProcessor:
                 st = sensor_states.get(sid)
                 if st is None:
                     st = sensor_states[sid] = new_sensor_state()
-                elif "g" not in st:
-                    dedup.upgrade(st)
-                opened = open_rings[sid] = (st, set(st["ids"]), [])
+                opened = open_rings[sid] = (st, set(st["recent_ids"]), [])
             st, ring, fresh = opened
             hashed = id_hash(rid)
             if hashed in ring and source_of(st, hashed) != packed:
@@ -209,7 +213,7 @@ class TelemetryProcessor:
                     anomalies[code] = anomalies.get(code, 0) + 1
                 for alert_type in alerts:
                     out.alerts.append(self._reading_alert(alert_type, r, sensor, env, st, now_ms))
-                st["t"] = et
+                st["last_event_time"] = et
             if is_late or codes:
                 flags.append({"index": len(c_id) - 1, "late": is_late, "alarm_level": level,
                               "anomalies": codes or []})
@@ -228,7 +232,7 @@ class TelemetryProcessor:
         return {**columns, "flags": flags}, duplicates, late, anomalies
 
     def _reading_alert(self, alert_type: str, r: Record, sensor: Any, env: Record,
-                       st: dict[str, Any], now_ms: int) -> Record:
+                       st: SensorState, now_ms: int) -> Record:
         v = r["value"]
         threshold: float | None = None
         if alert_type == "ALARM_L1":
@@ -241,9 +245,9 @@ class TelemetryProcessor:
             threshold = self.policy.spike_ratio * sensor.alarm_level1
             why = f"changed by more than {threshold} since the previous reading"
         elif alert_type == "FLATLINE":
-            why = f"the same value {st['fr']} times in a row (stuck sensor?)"
+            why = f"the same value {st['flat_run']} times in a row (stuck sensor?)"
         else:
-            why = (f"far from the sensor's recent mean {st['m']:.4g} "
+            why = (f"far from the sensor's recent mean {st['mean']:.4g} "
                    f"(robust z-score over {self.policy.outlier_z})")
         enterprise = env["enterprise_id"]
         return make_alert(

@@ -29,7 +29,7 @@ from typing import Any, cast
 import faust
 
 from schemas.catalog import default_catalog
-from schemas.catalog.model import Catalog
+from schemas.catalog.model import Catalog, resolve
 from schemas.codec import AvroDeserializer, AvroSerializer, SchemaSource
 from streams import clients
 from streams.httpserver import Heartbeat
@@ -126,7 +126,10 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
                          partitions=(table_partitions or {}).get(name, partitions))
 
     groups = catalog.state_groups()
-    stores = {name: StateCache(table(name), name) for name in groups}
+    states = catalog.states()
+    stores = {name: StateCache(table(name), name,
+                               resolve(states[name].upgrade) if states[name].upgrade else None)
+              for name in groups}
     ctx = ProcessorContext(policy, reference, metrics)
     pipeline = Pipeline(catalog, ctx, AvroDeserializer(registry, catalog.schemas, millis=True),
                         stores)

@@ -2,11 +2,15 @@
 
 Values are JSON (compact dicts, see the processors' docstrings), keys the record key bytes.
 Reads go to the cache, then to the table (rocksdict store, recovered from its changelog
-topic after a restart or a rebalance). Writes happen once per key per batch: the state is
-snapshotted when the batch is processed and written after the batch's outputs were
-acknowledged (:meth:`StateCache.snapshot`, :meth:`StateCache.write`; see
-:mod:`streams.worker.batches`), so the table never runs ahead of what was delivered. The
-cache is dropped whenever partitions move.
+topic after a restart or a rebalance). A value read from the table is decoded once per key
+per cache lifetime, and passed through the table's ``upgrade`` (the catalog's
+``State.upgrade``): states an earlier version wrote in another layout are converted there,
+and written back in the current one with the key's next change.
+
+Writes happen once per key per batch: the state is snapshotted when the batch is processed
+and written after the batch's outputs were acknowledged (:meth:`StateCache.snapshot`,
+:meth:`StateCache.write`; see :mod:`streams.worker.batches`), so the table never runs ahead
+of what was delivered. The cache is dropped whenever partitions move.
 
 faust decides which table partition (and changelog partition) a write goes to from the
 "current event"; a batch holds events of several partitions, so each key is written with the
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from faust.streams import _current_event  # faust's contextvar behind current_event()
@@ -30,9 +34,11 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
 
 
 class StateCache:
-    def __init__(self, table: Any, name: str) -> None:
+    def __init__(self, table: Any, name: str,
+                 upgrade: Callable[[Any], State] | None = None) -> None:
         self.table = table
         self.name = name
+        self.upgrade = upgrade
         self._cache: dict[bytes, State] = {}
         self._deleted: set[bytes] = set()
         self._partition: dict[bytes, int] = {}
@@ -42,7 +48,10 @@ class StateCache:
         if state is None and key not in self._deleted:
             raw = self.table.get(key)
             if raw is not None:
-                state = self._cache[key] = json.loads(raw)
+                state = json.loads(raw)
+                if self.upgrade is not None:
+                    state = self.upgrade(state)
+                self._cache[key] = state
         return state
 
     def put(self, key: bytes, state: State | None) -> None:

@@ -17,13 +17,13 @@ def test_packed_coordinates() -> None:
 
 
 def test_already_applied() -> None:
-    state = {"at_t": Source("t", 1, 50).packed}
-    assert already_applied(state, "at_t", Source("t", 1, 50))
-    assert already_applied(state, "at_t", Source("t", 1, 3))
-    assert not already_applied(state, "at_t", Source("t", 1, 51))
-    assert not already_applied(state, "at_t", Source("t", 0, 3))
-    assert not already_applied(state, "at_h", Source("t", 1, 3))
-    assert not already_applied(None, "at_t", Source("t", 1, 3))
+    state = {"applied_telemetry": Source("t", 1, 50).packed}
+    assert already_applied(state, "applied_telemetry", Source("t", 1, 50))
+    assert already_applied(state, "applied_telemetry", Source("t", 1, 3))
+    assert not already_applied(state, "applied_telemetry", Source("t", 1, 51))
+    assert not already_applied(state, "applied_telemetry", Source("t", 0, 3))
+    assert not already_applied(state, "applied_heartbeat", Source("t", 1, 3))
+    assert not already_applied(None, "applied_telemetry", Source("t", 1, 3))
 
 
 def test_arrival_falls_back_to_now() -> None:

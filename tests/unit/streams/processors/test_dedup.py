@@ -3,7 +3,7 @@ from __future__ import annotations
 import json
 
 from streams.processors.anomalies import new_sensor_state
-from streams.processors.dedup import id_hash, remember, source_of, upgrade
+from streams.processors.dedup import id_hash, remember, source_of
 
 
 def test_id_hash_is_stable_64_bit() -> None:
@@ -17,12 +17,13 @@ def test_remember_groups_ids_by_envelope_and_trims_partial_groups() -> None:
     st = new_sensor_state()
     remember(st, [1, 2, 3], packed=10, arrival=100, ring_size=4, cutoff=0)
     remember(st, [4, 5], packed=11, arrival=200, ring_size=4, cutoff=0)
-    assert st["ids"] == [2, 3, 4, 5]
-    assert st["g"] == [[10, 100, 2], [11, 200, 2]]
+    assert st["recent_ids"] == [2, 3, 4, 5]
+    assert st["recent_envelopes"] == [[10, 100, 2], [11, 200, 2]]
     remember(st, [6], packed=11, arrival=200, ring_size=4, cutoff=0)   # same envelope again
-    assert st["ids"] == [3, 4, 5, 6] and st["g"] == [[10, 100, 1], [11, 200, 3]]
+    assert st["recent_ids"] == [3, 4, 5, 6]
+    assert st["recent_envelopes"] == [[10, 100, 1], [11, 200, 3]]
     remember(st, [7, 8, 9, 10, 11], packed=12, arrival=300, ring_size=4, cutoff=0)
-    assert st["ids"] == [7, 8, 9, 10, 11] and st["g"] == [[12, 300, 5]]
+    assert st["recent_ids"] == [7, 8, 9, 10, 11] and st["recent_envelopes"] == [[12, 300, 5]]
 
 
 def test_remember_drops_whole_groups_before_the_cutoff() -> None:
@@ -30,7 +31,7 @@ def test_remember_drops_whole_groups_before_the_cutoff() -> None:
     remember(st, [1, 2], packed=10, arrival=100, ring_size=8, cutoff=0)
     remember(st, [3], packed=11, arrival=200, ring_size=8, cutoff=0)
     remember(st, [4], packed=12, arrival=300, ring_size=8, cutoff=250)
-    assert st["ids"] == [4] and st["g"] == [[12, 300, 1]]
+    assert st["recent_ids"] == [4] and st["recent_envelopes"] == [[12, 300, 1]]
 
 
 def test_source_of_is_the_latest_occurrence() -> None:
@@ -41,17 +42,6 @@ def test_source_of_is_the_latest_occurrence() -> None:
     assert source_of(st, 4) is None
 
 
-def test_upgrade_converts_the_per_reading_layout() -> None:
-    st = new_sensor_state()
-    del st["g"]
-    st.update(ids=["r1", "r2", "r3"], src=[10, 10, 11], at=[100, 100, 200])
-    upgrade(st)
-    assert "src" not in st and "at" not in st
-    assert st["ids"] == [id_hash("r1"), id_hash("r2"), id_hash("r3")]
-    assert st["g"] == [[10, 100, 2], [11, 200, 1]]
-    assert source_of(st, id_hash("r2")) == 10
-
-
 def test_a_full_ring_is_compact() -> None:
     st = new_sensor_state()
     for n in range(8):   # 8 envelopes of 4 readings with long ids
@@ -59,5 +49,6 @@ def test_a_full_ring_is_compact() -> None:
                for i in range(4)]
         remember(st, new, packed=(3 << 40) + 1_000_000 + n, arrival=1_767_225_600_000 + n,
                  ring_size=32, cutoff=0)
-    size = len(json.dumps({"ids": st["ids"], "g": st["g"]}, separators=(",", ":")))
-    assert len(st["ids"]) == 32 and size < 1000   # the per-reading layout took about 2.4 KB
+    ring = {"recent_ids": st["recent_ids"], "recent_envelopes": st["recent_envelopes"]}
+    size = len(json.dumps(ring, separators=(",", ":")))
+    assert len(st["recent_ids"]) == 32 and size < 1000   # the per-reading layout took about 2.4 KB

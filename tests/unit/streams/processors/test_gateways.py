@@ -32,8 +32,8 @@ def mon(policy: Policy, reference: ReferenceData, metrics: Metrics) -> GatewayMo
 def test_first_heartbeat_creates_online_state(mon: GatewayMonitor) -> None:
     out, state = mon.heartbeat(beat(1, T0), at(0, T0), b"gw-1", b"x", None, T0)
     assert not out.statuses and not out.alerts
-    assert state is not None and state["on"] == 1 and state["iv"] == 10_000
-    assert state["ls"] == T0
+    assert state is not None and state["online"] and state["interval_ms"] == 10_000
+    assert state["last_seen_at"] == T0 and state["heartbeat_sequence"] == 1
 
 
 def test_offline_after_n_intervals_then_back_online(mon: GatewayMonitor) -> None:

@@ -51,7 +51,7 @@ def test_initial_on_time(proc: IncidentProcessor) -> None:
     clean = out.clean
     assert clean["late"] is False and clean["late_by_ms"] == 0 and clean["flags"] == []
     assert clean["deadline_at"] == T0 + H // 2 and clean["implied_level"] == "ORDINARY"
-    assert state["due"] == T0 + 24 * H and state["dk"] == "FOLLOW_UP"
+    assert state["next_due_at"] == T0 + 24 * H and state["next_due_stage"] == "FOLLOW_UP"
     encodes("EnrichedIncidentReport", clean)
 
 
@@ -98,7 +98,7 @@ def test_duplicate_report_is_ledgered_and_changes_nothing(proc: IncidentProcesso
     outs, state = chain(proc, report("r1"), report("r1", deaths=5))
     dup = outs[1].clean
     assert dup is not None and dup["duplicate"] is True and dup["flags"] == ["DUPLICATE"]
-    assert not outs[1].alerts and state["f"]["deaths"] == 0
+    assert not outs[1].alerts and state["figures"]["deaths"] == 0
     assert value_of(metrics.duplicates, type="incident") == 1
     encodes("EnrichedIncidentReport", dup)
 
@@ -132,7 +132,7 @@ def test_small_growth_is_not_a_jump(proc: IncidentProcessor) -> None:
 
 def test_deadline_clock_due_soon_then_overdue_once(proc: IncidentProcessor) -> None:
     _, state = chain(proc, report("r1"))
-    due = state["due"]
+    due = state["next_due_at"]
     assert not proc.check_clock("inc-1", state, due - 2 * H).alerts
     soon = proc.check_clock("inc-1", state, due - H // 2).alerts
     assert [a["alert_type"] for a in soon] == ["REPORT_DUE_SOON"]
@@ -146,7 +146,7 @@ def test_deadline_clock_due_soon_then_overdue_once(proc: IncidentProcessor) -> N
 
 def test_overdue_without_due_soon_when_first_checked_late(proc: IncidentProcessor) -> None:
     _, state = chain(proc, report("r1"))
-    alerts = proc.check_clock("inc-1", state, state["due"] + H).alerts
+    alerts = proc.check_clock("inc-1", state, state["next_due_at"] + H).alerts
     assert [a["alert_type"] for a in alerts] == ["REPORT_OVERDUE"]
 
 

@@ -56,7 +56,7 @@ def test_good_envelope_is_enriched_once(proc: TelemetryProcessor, metrics: Metri
     assert rows(clean)[0]["arrival_lag_ms"] == 1000
     assert rows(clean)[0]["late"] is False and rows(clean)[0]["anomalies"] == []
     encodes("EnrichedTelemetryBatch", clean)
-    assert state is not None and set(state["s"]) == {"s-1", "s-2"}
+    assert state is not None and set(state["sensors"]) == {"s-1", "s-2"}
     assert value_of(metrics.readings_in) == 2
 
 
@@ -120,10 +120,11 @@ def test_replay_of_applied_message_is_skipped(proc: TelemetryProcessor) -> None:
 
 def test_same_coordinates_in_ring_are_not_duplicates(proc: TelemetryProcessor) -> None:
     """State written before the crash but older than this message's offset cannot happen;
-    a ring hit with the same coordinates (state restored without at_t) is not a duplicate."""
+    a ring hit with the same coordinates (state restored without applied_telemetry) is not a
+    duplicate."""
     _, state = proc.process(envelope([reading("r1", 0.2)]), src(5), None, RAW, None, T0)
     assert state is not None
-    del state["at_t"]
+    del state["applied_telemetry"]
     out, _ = proc.process(envelope([reading("r1", 0.2)]), src(5), None, RAW, state, T0)
     assert out.clean is not None and out.clean["duplicates"] == 0
 
@@ -131,13 +132,14 @@ def test_same_coordinates_in_ring_are_not_duplicates(proc: TelemetryProcessor) -
 def test_ring_keeps_last_k_or_whole_latest_envelope(proc: TelemetryProcessor) -> None:
     big = envelope([reading(f"r{i}", 0.2 + i / 1000) for i in range(10)])
     _, state = proc.process(big, src(1), None, RAW, None, T0)
-    assert state is not None and len(state["s"]["s-1"]["ids"]) == 10   # > ring_size 4
+    assert state is not None and len(state["sensors"]["s-1"]["recent_ids"]) == 10   # > ring_size 4
     out, state = proc.process(big | {"sequence": 2}, src(2), None, RAW, state, T0)
     assert out.clean is not None and out.clean["duplicates"] == 10
     _, state = proc.process(envelope([reading("x1", 0.3)], seq=3), src(3), None, RAW, state, T0)
     assert state is not None
-    assert state["s"]["s-1"]["ids"] == [id_hash(r) for r in ("r7", "r8", "r9", "x1")]
-    assert state["s"]["s-1"]["g"] == [[src(1).packed, T0, 3], [src(3).packed, T0, 1]]
+    ring = state["sensors"]["s-1"]
+    assert ring["recent_ids"] == [id_hash(r) for r in ("r7", "r8", "r9", "x1")]
+    assert ring["recent_envelopes"] == [[src(1).packed, T0, 3], [src(3).packed, T0, 1]]
 
 
 def test_ring_forgets_readings_beyond_the_horizon(proc: TelemetryProcessor) -> None:
@@ -146,8 +148,8 @@ def test_ring_forgets_readings_beyond_the_horizon(proc: TelemetryProcessor) -> N
     later = Source("ebi.telemetry", 0, 2, 1, T0 + day + 1)
     env = envelope([reading("r2", 0.2, et=T0 + day)], seq=2)
     _, state = proc.process(env, later, None, RAW, state, T0 + day)
-    assert state is not None and state["s"]["s-1"]["ids"] == [id_hash("r2")]
-    assert state["s"]["s-1"]["g"] == [[later.packed, T0 + day + 1, 1]]
+    assert state is not None and state["sensors"]["s-1"]["recent_ids"] == [id_hash("r2")]
+    assert state["sensors"]["s-1"]["recent_envelopes"] == [[later.packed, T0 + day + 1, 1]]
 
 
 def test_late_readings_flagged_with_lag_and_one_alert(proc: TelemetryProcessor,
@@ -192,7 +194,7 @@ def test_bad_quality_readings_pass_unscored(proc: TelemetryProcessor) -> None:
     env = envelope([reading("r1", 1.4, quality="BAD")])
     out, state = proc.process(env, src(1), None, RAW, None, T0)
     assert out.clean is not None and rows(out.clean)[0]["anomalies"] == []
-    assert not out.alerts and state is not None and state["s"]["s-1"]["n"] == 0
+    assert not out.alerts and state is not None and state["sensors"]["s-1"]["readings_scored"] == 0
 
 
 def test_canary_envelopes_are_tagged(proc: TelemetryProcessor) -> None:

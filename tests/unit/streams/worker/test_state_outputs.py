@@ -8,6 +8,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from schemas.catalog import default_catalog
+from schemas.catalog.model import resolve
 from schemas.codec import AvroDeserializer, AvroSerializer
 from schemas.registry import InMemoryRegistry
 from streams.metrics import Metrics
@@ -69,6 +70,28 @@ def test_state_cache_reads_through_and_persists_with_the_event_partition() -> No
     assert b"gw-1" not in table and cache.get(b"gw-1") is None
     cache.clear()
     assert len(cache) == 0 and sorted(cache.owned_keys()) == [b"gw-2"]
+
+
+def test_state_cache_converts_an_old_layout_once_per_key_and_writes_the_new_one() -> None:
+    table = FakeTable()
+    old = {"v": {"1": 7}, "max": 1, "od": 0, "at_z": 7}      # the earlier hazard layout
+    dict.__setitem__(table, b"hz-1", json.dumps(old).encode())
+    convert = resolve(default_catalog().states()["hazards"].upgrade)
+    seen: list[Any] = []
+
+    def upgrade(state: Any) -> Any:
+        seen.append(state)
+        return convert(state)
+
+    cache = StateCache(table, "hazards", upgrade)
+    state = cache.get(b"hz-1")
+    assert state == {"versions": {"1": 7}, "max_version": 1, "alerted_deadline": 0,
+                     "applied": 7}
+    assert cache.get(b"hz-1") is state and seen == [old]             # once per key
+    cache.persist(b"hz-1", Event(0))
+    assert json.loads(table[b"hz-1"]) == state                      # the new layout
+    cache.forget(b"hz-1")
+    assert cache.get(b"hz-1") == state and seen[-1] == state         # passes unchanged
 
 
 class FakeProducer:
