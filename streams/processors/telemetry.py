@@ -41,6 +41,8 @@ States written before these field names are converted when first read (:mod:`.la
 
 from __future__ import annotations
 
+import json
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from schemas.columns import empty_columns
@@ -73,6 +75,9 @@ class TelemetryProcessor:
         self.ring_size = ctx.ring_size
         self.skew_ms = int(policy.max_future_skew.total_seconds() * 1000)
         self.horizon_ms = int(policy.telemetry_dedup_horizon.total_seconds() * 1000)
+        self.earliest_ms = policy.limits.earliest_ms
+        self.max_readings = policy.limits.max_readings
+        self.max_id = policy.limits.max_id
         # metric -> (unit, low, high, late_after_ms)
         self.limits = {name: (m.unit, m.low, m.high, int(m.late_after.total_seconds() * 1000))
                        for name, m in policy.metrics.items()}
@@ -100,14 +105,14 @@ class TelemetryProcessor:
                 f"{enterprise_id} is not registered", "validate", now_ms, tag=tag))
             return out, state
         arrival = arrival_ms(source, now_ms)
-        sent = env["sent_at"]
-        if sent > arrival + self.skew_ms:
+        problem = self._envelope_problem(env, arrival)
+        if problem is not None:
+            code, why = problem
             out.dead_letters.append(dead_letter(
-                source, key, value, "FUTURE_EVENT_TIME",
-                f"envelope {env['sequence']} from gateway {gateway_id}: sent_at is "
-                f"{sent - arrival - self.skew_ms} ms beyond the allowed clock skew into the "
-                "future", "validate", now_ms, tag=tag))
+                source, key, value, code, f"envelope {env['sequence']} from gateway "
+                f"{gateway_id[:self.max_id]}: {why}", "validate", now_ms, tag=tag))
             return out, state
+        sent = env["sent_at"]
         if state is None:
             state = new_gateway_state(enterprise_id, sent, arrival,
                                       self.gateways.default_interval_ms)
@@ -139,6 +144,23 @@ class TelemetryProcessor:
             m.anomalies.labels(code).inc(count)
         return out, state
 
+    def _envelope_problem(self, env: Record, arrival: int) -> tuple[str, str] | None:
+        """What makes the whole envelope unusable (its reason code and why), if anything."""
+        sent = env["sent_at"]
+        if sent > arrival + self.skew_ms:
+            return "FUTURE_EVENT_TIME", (f"sent_at is {sent - arrival - self.skew_ms} ms beyond "
+                                         "the allowed clock skew into the future")
+        if sent < self.earliest_ms:
+            return "BAD_TIMESTAMP", (f"sent_at {sent} is before the earliest time the platform "
+                                     "accepts (policy limits.earliest)")
+        if len(env["gateway_id"]) > self.max_id:
+            return "TOO_LONG", (f"gateway_id has {len(env['gateway_id'])} characters, over the "
+                                f"limit of {self.max_id}")
+        if len(env["readings"]) > self.max_readings:
+            return "TOO_MANY_READINGS", (f"{len(env['readings'])} readings in one envelope, "
+                                         f"over the limit of {self.max_readings}")
+        return None
+
     def _readings(self, env: Record, source: Source, key: bytes | None, value: bytes,
                   state: GatewayState, arrival: int, now_ms: int, tag: str | None,
                   out: Outputs) -> tuple[dict[str, list[Any]], int, int, dict[str, int]]:
@@ -146,6 +168,8 @@ class TelemetryProcessor:
         sensors = self.reference.sensors
         limits = self.limits
         future_limit = arrival + self.skew_ms
+        earliest, max_id = self.earliest_ms, self.max_id
+        rejects = Rejects(env, source, key, value, now_ms, tag)
         sensor_states = state["sensors"]
         packed = source.packed
         score = self.scorer.score
@@ -176,8 +200,9 @@ class TelemetryProcessor:
             v = r["value"]
             et = r["event_time"]
             if (sensor is None or sensor.metric != metric or lim is None or r["unit"] != lim[0]
-                    or not lim[1] <= v <= lim[2] or et > future_limit):
-                self._reject(env, r, index, sensor, source, key, value, arrival, now_ms, tag, out)
+                    or not lim[1] <= v <= lim[2] or not earliest <= et <= future_limit
+                    or len(rid) > max_id):
+                rejects.add(index, r, *self._why(env, r, index, sensor, arrival))
                 continue
             opened = open_rings.get(sid)
             if opened is None:
@@ -217,6 +242,7 @@ class TelemetryProcessor:
             if is_late or codes:
                 flags.append({"index": len(c_id) - 1, "late": is_late, "alarm_level": level,
                               "anomalies": codes or []})
+        out.dead_letters += rejects.dead_letters()
         cutoff = arrival - self.horizon_ms
         for st, _, new in open_rings.values():
             if new:
@@ -256,10 +282,10 @@ class TelemetryProcessor:
             f"{env['gateway_id']}: {v} {r['unit']} {why}", enterprise_id=enterprise,
             region_code=self.reference.region_of(enterprise), value=v, threshold=threshold)
 
-    def _reject(self, env: Record, r: Record, index: int, sensor: Any, source: Source,
-                key: bytes | None, value: bytes, arrival: int, now_ms: int, tag: str | None,
-                out: Outputs) -> None:
-        rid, sid = r["reading_id"], r["sensor_id"]
+    def _why(self, env: Record, r: Record, index: int, sensor: Any,
+             arrival: int) -> tuple[str, str]:
+        """A rejected reading's reason code and what, where and why."""
+        rid, sid = r["reading_id"][:self.max_id], r["sensor_id"][:self.max_id]
         where = f"reading {rid} (index {index}) of envelope {env['sequence']} from gateway " \
                 f"{env['gateway_id']}"
         if sensor is None:
@@ -273,7 +299,51 @@ class TelemetryProcessor:
                 code, why = problems[0].code, "; ".join(p.message for p in problems)
             else:  # pragma: no cover - the fast check and the rules disagree
                 code, why = "OUT_OF_RANGE", f"{r['value']} {r['unit']} rejected"
-        out.dead_letters.append(dead_letter(source, key, value, code, f"{where}: {why}",
-                                            "validate", now_ms, record_index=index,
-                                            record_id=rid, tag=tag))
+        return code, f"{where}: {why}"
 
+
+class Rejects:
+    """The rejected readings of one envelope, as bounded dead letters.
+
+    The first ``INDIVIDUAL`` rejects each get a dead letter of their own, carrying only
+    their reading (as a one-reading envelope in JSON, so it can be replayed); if there are
+    more, ONE further dead letter carries the whole original message and says how many more
+    readings were rejected and why. A message's dead letters thus stay within its own size
+    plus a few small records, however many of its readings are bad (an envelope of 12,000
+    readings for an unregistered sensor makes 11 dead letters, not 12,000 copies of itself).
+    """
+
+    INDIVIDUAL = 10
+
+    def __init__(self, env: Record, source: Source, key: bytes | None, value: bytes,
+                 now_ms: int, tag: str | None) -> None:
+        self.env, self.source, self.key, self.value = env, source, key, value
+        self.now_ms, self.tag = now_ms, tag
+        self.found: list[tuple[int, Record, str, str]] = []
+
+    def add(self, index: int, reading: Record, code: str, message: str) -> None:
+        self.found.append((index, reading, code, message))
+
+    def _alone(self, reading: Record) -> bytes:
+        env = self.env
+        one = {"gateway_id": env["gateway_id"], "enterprise_id": env["enterprise_id"],
+               "sent_at": env["sent_at"], "sequence": env["sequence"], "readings": [reading]}
+        return json.dumps(one, ensure_ascii=False, default=str).encode()
+
+    def dead_letters(self) -> list[Record]:
+        out = [dead_letter(self.source, self.key, self._alone(r), code, message, "validate",
+                           self.now_ms, record_index=index, record_id=r["reading_id"],
+                           tag=self.tag)
+               for index, r, code, message in self.found[:self.INDIVIDUAL]]
+        rest = self.found[self.INDIVIDUAL:]
+        if rest:
+            codes = Counter(code for _, _, code, _ in rest)
+            shown = ", ".join(f"{code} x{n}" for code, n in codes.most_common())
+            first = rest[0]
+            out.append(dead_letter(
+                self.source, self.key, self.value, codes.most_common(1)[0][0],
+                f"{len(rest)} more readings of envelope {self.env['sequence']} from gateway "
+                f"{self.env['gateway_id']} rejected ({shown}); the first: {first[3]} "
+                "(this dead letter carries the whole message)", "validate", self.now_ms,
+                record_index=first[0], tag=self.tag))
+        return out

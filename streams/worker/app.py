@@ -76,7 +76,7 @@ def state_dir(settings: Settings) -> str:
     return str(settings.data_dir / "worker" / settings.worker_id / settings.worker_instance)
 
 
-def _faust_app(settings: Settings, partitions: int) -> faust.App:
+def _faust_app(settings: Settings, partitions: int, max_output_bytes: int) -> faust.App:
     return faust.App(
         settings.worker_id,
         **clients.faust_broker(settings),
@@ -90,6 +90,9 @@ def _faust_app(settings: Settings, partitions: int) -> faust.App:
         producer_acks=-1,
         producer_linger_ms=5,
         producer_max_batch_size=256 * 1024,   # default 16 KiB: two enriched envelopes
+        # default 1,000,000 bytes: an output may be up to the policy's max_output_bytes (a
+        # record batch adds its own small overhead)
+        producer_max_request_size=max_output_bytes + 64 * 1024,
         broker_session_timeout=10.0,
         broker_heartbeat_interval=3.0,
         broker_commit_interval=1.0,
@@ -116,7 +119,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     metrics.prime(catalog.input_topics())
     Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
     faust_fixes.apply()
-    app = _faust_app(settings, partitions)
+    app = _faust_app(settings, partitions, policy.limits.max_output_bytes)
     reference = ReferenceData(policy)
 
     def table(name: str) -> Any:
@@ -131,11 +134,14 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
                                resolve(states[name].upgrade) if states[name].upgrade else None)
               for name in groups}
     ctx = ProcessorContext(policy, reference, metrics)
-    pipeline = Pipeline(catalog, ctx, AvroDeserializer(registry, catalog.schemas, millis=True),
-                        stores)
+    limits = policy.limits
+    pipeline = Pipeline(catalog, ctx, AvroDeserializer(registry, catalog.schemas, millis=True,
+                                                       max_bytes=limits.max_message_bytes),
+                        stores, poison_attempts=settings.poison_attempts)
     feed = ReferenceFeed(settings, catalog, registry, reference, metrics)
     sender = OutputSender(_LazyProducer(app), settings, catalog,
-                          AvroSerializer(registry, catalog.schemas, millis=True), metrics)
+                          AvroSerializer(registry, catalog.schemas, millis=True), metrics,
+                          max_bytes=limits.max_output_bytes)
     worker = WorkerApp(app, settings, catalog, pipeline, feed, sender, stores,
                        Heartbeat(max_age=60))
     logical = {settings.topic(kind.input.name): kind.input.name for kind in catalog.processed}

@@ -171,16 +171,26 @@ class BatchRunner:
             name = self.logical[msg.topic]
             ts = int(msg.timestamp * 1000) if msg.timestamp else 0
             source = Source(msg.topic, msg.partition, msg.offset, None, ts)
-            record, source, out = pipeline.decode(name, source, msg.key, msg.value, now)
-            if record is not None:
-                if pipeline.missing_reference(name, record) and self.feed.may_sync():
-                    await asyncio.get_running_loop().run_in_executor(None, self.feed.sync, 10.0)
-                out, key = pipeline.apply(name, record, source, msg.key, msg.value, now)
-                if key is not None:
-                    touched[(stores_of[name], key)] = event
-                replays += out.replay
-            if out is not None:
-                await self.sender.send(name, out, pending)
+            key: bytes | None = None
+            try:
+                record, source, out = pipeline.decode(name, source, msg.key, msg.value, now)
+                if record is not None:
+                    if pipeline.missing_reference(name, record) and self.feed.may_sync():
+                        await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
+                                                                         10.0)
+                    out, key = pipeline.apply(name, record, source, msg.key, msg.value, now)
+                    if key is not None:
+                        touched[(stores_of[name], key)] = event
+                    replays += out.replay
+                messages = self.sender.encode(name, out) if out is not None else []
+            except Exception as exc:  # an output that cannot be written, or a bug: set aside
+                log.exception("message %s set aside", source.where())
+                if key is not None:      # its state change goes with its outputs
+                    self.stores[stores_of[name]].forget(key)
+                    touched.pop((stores_of[name], key), None)
+                messages = self.sender.encode(name, pipeline.quarantine(
+                    name, source, msg.key, msg.value or b"", exc, now))
+            await self.sender.produce(name, messages, pending)
         if replays:
             log.info("skipped %d message(s) read again whose outputs were delivered before a "
                      "restart or rebalance", replays)

@@ -3,7 +3,10 @@
 One clean record per input message (or one dead letter) on the record type's clean topic,
 plus the catalog's shared outputs (alerts, gateway statuses, per-reading dead letters), each
 read from its ``Outputs`` field. Records are Avro in Confluent framing (int-millis
-timestamps, schema ids registered once per subject at start-up). ``flush()`` awaits every
+timestamps, schema ids registered once per subject at start-up). ``encode()`` turns one
+message's outputs into bytes and raises :class:`OutputError` for one that cannot be encoded
+or is larger than ``max_bytes`` (the producer's and the topics' limit): the caller sets that
+message aside instead. ``produce()`` hands the bytes to the producer; ``flush()`` awaits every
 delivery of the batch; a failed delivery raises, and the worker then exits hard so that
 nothing of the batch is committed (at-least-once).
 """
@@ -21,6 +24,20 @@ from schemas.records import Record
 from streams.metrics import Metrics
 from streams.processors.common import Outputs
 from streams.settings import Settings
+
+
+class OutputError(ValueError):
+    """An output that cannot be written (it does not encode, or it is too large)."""
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """One output message, ready for the producer."""
+
+    target: _Target
+    key: bytes | None
+    value: bytes
+    record: Record
 
 
 @dataclass(frozen=True)
@@ -46,8 +63,10 @@ def _counters(metrics: Metrics) -> dict[str, Callable[[str, Record], None]]:
 
 class OutputSender:
     def __init__(self, producer: Any, settings: Settings, catalog: Catalog,
-                 serializer: AvroSerializer, metrics: Metrics) -> None:
+                 serializer: AvroSerializer, metrics: Metrics,
+                 max_bytes: int = 8 * 1024 * 1024) -> None:
         self.producer = producer
+        self.max_bytes = max_bytes
         self.serializer = serializer
         self.metrics = metrics
 
@@ -59,35 +78,52 @@ class OutputSender:
                       if kind.clean is not None}
         self.shared = [target(o.topic, o.field, o.role) for o in catalog.outputs]
         counters = _counters(metrics)
-        self._count = {t.field: counters.get(t.role) for t in self.shared}
+        self._count: dict[str, Callable[[str, Record], None] | None] = {
+            t.field: counters.get(t.role) for t in self.shared}
 
     def register_schemas(self) -> None:
         """Look up (register) every output schema once, before the first message."""
         for t in [*self.clean.values(), *self.shared]:
             self.serializer.header(t.ctx.topic, t.ctx.record)
 
-    async def _send(self, t: _Target, record: Record, pending: list[Awaitable[Any]]) -> None:
+    def _encode(self, t: _Target, record: Record) -> Encoded:
         key = record.get(t.topic.key) if t.topic.key else None
-        value = self.serializer(record, t.ctx)
-        fut = await self.producer.send(t.ctx.topic, None if key is None else str(key).encode(),
-                                       value, None, None, None)
-        pending.append(fut)
-        t.counter.inc()
+        try:
+            value = self.serializer(record, t.ctx)
+        except Exception as exc:  # fastavro raises assorted errors on values it cannot write
+            raise OutputError(f"the {t.topic.name} record does not encode as {t.topic.record}: "
+                              f"{type(exc).__name__}: {str(exc)[:300]}") from exc
+        if len(value) > self.max_bytes:
+            raise OutputError(f"the {t.topic.name} record is {len(value)} bytes, over the "
+                              f"limit of {self.max_bytes}")
+        return Encoded(t, None if key is None else str(key).encode(), value, record)
+
+    def encode(self, logical_input: str, out: Outputs) -> list[Encoded]:
+        """The outputs of one input message as bytes; OutputError if any cannot be written."""
+        found = []
+        if out.clean is not None:
+            found.append(self._encode(self.clean[logical_input], out.clean))
+        for t in self.shared:
+            for record in getattr(out, t.field):
+                found.append(self._encode(t, record))
+        return found
+
+    async def produce(self, logical_input: str, messages: list[Encoded],
+                      pending: list[Awaitable[Any]]) -> None:
+        """Hand encoded outputs to the producer; their delivery futures go to ``pending``."""
+        for m in messages:
+            t = m.target
+            pending.append(await self.producer.send(t.ctx.topic, m.key, m.value, None, None,
+                                                    None))
+            t.counter.inc()
+            count = self._count.get(t.field)
+            if count is not None:
+                count(logical_input, m.record)
 
     async def send(self, logical_input: str, out: Outputs,
                    pending: list[Awaitable[Any]]) -> None:
-        """Hand the outputs to the producer; their delivery futures go to ``pending``."""
-        if out.clean is not None:
-            await self._send(self.clean[logical_input], out.clean, pending)
-        for t in self.shared:
-            records = getattr(out, t.field)
-            if not records:
-                continue
-            count = self._count[t.field]
-            for record in records:
-                await self._send(t, record, pending)
-                if count is not None:
-                    count(logical_input, record)
+        """Encode and hand the outputs to the producer (raises OutputError)."""
+        await self.produce(logical_input, self.encode(logical_input, out), pending)
 
     @staticmethod
     async def flush(pending: list[Awaitable[Any]]) -> int:

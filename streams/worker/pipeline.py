@@ -4,8 +4,10 @@
 catalog names for its record type, with the state of its key, and keeps that state in the
 record type's store (the faust-table cache in the worker, a dict in tests). :meth:`Pipeline.tick`
 is the periodic part: each state table's clock (silent gateways, incident deadlines). No
-exception escapes for bad data: an unexpected processor error becomes a dead letter
-(``INTERNAL_ERROR``) and the key's cached state is dropped (reloaded from the table).
+exception escapes for bad data: when a processor raises, the key's cached state is dropped
+(reloaded from the table) and the message is tried again, ``poison_attempts`` times in all;
+then it is set aside to the dead letters (``QUARANTINED``, with the exception) and the
+pipeline moves on.
 """
 
 from __future__ import annotations
@@ -49,8 +51,13 @@ class Changed:
 
 class Pipeline:
     def __init__(self, catalog: Catalog, ctx: ProcessorContext,
-                 deserializer: AvroDeserializer, stores: Mapping[str, StateStore]) -> None:
+                 deserializer: AvroDeserializer, stores: Mapping[str, StateStore],
+                 poison_attempts: int = 3) -> None:
         self.catalog = catalog
+        self.poison_attempts = max(1, poison_attempts)
+        # the most of a message's bytes a dead letter carries (an input over the limit is
+        # rejected as OVERSIZE and keeps only its beginning)
+        self.max_value = ctx.policy.limits.max_message_bytes
         self.ctx = ctx
         self.metrics = ctx.metrics
         self.deserializer = deserializer
@@ -82,9 +89,15 @@ class Pipeline:
         except DecodeError as exc:
             src = source.with_schema(self.deserializer.schema_id(value))
             return None, src, Outputs(dead_letters=[dead_letter(
-                src, key, value or b"", exc.code, exc.message, "decode", now_ms,
+                src, key, self._kept(value), exc.code, exc.message, "decode", now_ms,
                 tag=_key_tag(key))])
         return record, source.with_schema(schema_id), None
+
+    def _kept(self, value: bytes | None) -> bytes:
+        """The bytes a dead letter keeps of a message: all of it, up to the input limit."""
+        if not value:
+            return b""
+        return value if len(value) <= self.max_value else value[:self.max_value]
 
     def missing_reference(self, logical: str, record: Record) -> bool:
         """The record names an enterprise or sensor this worker does not know (yet)."""
@@ -96,22 +109,23 @@ class Pipeline:
         route = self.routes[logical]
         store = route.store
         state_key = str(record[route.key_field]).encode()
-        state = store.get(state_key)
         group = (route.kind.state.name if route.kind.state else "", source.partition)
         arrival = source.timestamp_ms if source.timestamp_ms > 0 else now_ms
         if arrival > self._arrival.get(group, 0):
             self._arrival[group] = arrival
         self._activity[group] = now_ms
-        try:
-            out, new = route.processor.process(record, source, key, value, state, now_ms)
-        except Exception as exc:  # a processor bug must not stop the pipeline
-            log.exception("processing %s failed", source.where())
-            store.forget(state_key)
-            return Outputs(dead_letters=[dead_letter(
-                source, key, value, "INTERNAL_ERROR",
-                f"{route.kind.name} message at {source.where()}: processing failed with "
-                f"{type(exc).__name__}: {exc}", "validate", now_ms,
-                record_id=str(record.get(route.key_field)))]), None
+        for attempt in range(1, self.poison_attempts + 1):
+            state = store.get(state_key)
+            try:
+                out, new = route.processor.process(record, source, key, value, state, now_ms)
+                break
+            except Exception as exc:  # a processor bug must not stop the pipeline
+                log.exception("processing %s failed (attempt %d of %d)", source.where(),
+                              attempt, self.poison_attempts)
+                store.forget(state_key)
+                if attempt == self.poison_attempts:
+                    return self.quarantine(route.kind.name, source, key, value, exc, now_ms,
+                                           str(record.get(route.key_field))[:200]), None
         if out.replay:
             self.metrics.replays_skipped.labels(logical).inc()
             return out, None
@@ -122,6 +136,16 @@ class Pipeline:
         if isinstance(sent, int):
             route.lag.set(max(0, now_ms - sent) / 1000)
         return out, state_key
+
+    def quarantine(self, kind: str, source: Source, key: bytes | None, value: bytes,
+                   exc: BaseException, now_ms: int, record_id: str | None = None) -> Outputs:
+        """The message set aside: one dead letter with its bytes and the exception."""
+        self.metrics.quarantined.labels("worker").inc()
+        return Outputs(dead_letters=[dead_letter(
+            source, key, self._kept(value), "QUARANTINED",
+            f"{kind} message at {source.where()} set aside after failing "
+            f"{self.poison_attempts} times: {type(exc).__name__}: {str(exc)[:500]}",
+            "validate", now_ms, record_id=record_id, tag=_key_tag(key))])
 
     def tick(self, now_ms: int, wall_ms: int | None = None) -> tuple[Outputs, list[Changed]]:
         """Every state table's clock over the locally owned state."""

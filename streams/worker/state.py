@@ -21,12 +21,14 @@ are keyed and co-partitioned with the table).
 from __future__ import annotations
 
 import json
+import logging
 import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from faust.streams import _current_event  # faust's contextvar behind current_event()
 
+log = logging.getLogger(__name__)
 State = dict[str, Any]
 DELETE = b""          # snapshot of a deleted key (a real state is never empty JSON)
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
@@ -35,10 +37,12 @@ _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
 
 class StateCache:
     def __init__(self, table: Any, name: str,
-                 upgrade: Callable[[Any], State] | None = None) -> None:
+                 upgrade: Callable[[Any], State] | None = None,
+                 on_corrupt: Callable[[bytes, Exception], None] | None = None) -> None:
         self.table = table
         self.name = name
         self.upgrade = upgrade
+        self.on_corrupt = on_corrupt
         self._cache: dict[bytes, State] = {}
         self._deleted: set[bytes] = set()
         self._partition: dict[bytes, int] = {}
@@ -48,9 +52,20 @@ class StateCache:
         if state is None and key not in self._deleted:
             raw = self.table.get(key)
             if raw is not None:
-                state = json.loads(raw)
-                if self.upgrade is not None:
-                    state = self.upgrade(state)
+                try:
+                    state = json.loads(raw)
+                    if self.upgrade is not None:
+                        state = self.upgrade(state)
+                    if not isinstance(state, dict):
+                        raise TypeError(f"a state is a JSON object, not {type(state).__name__}")
+                except (ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
+                    # not a state this worker wrote (a foreign or damaged changelog message):
+                    # start the key afresh rather than stop every message of the partition
+                    log.error("state %s of %s cannot be read (%s); starting it afresh",
+                              self.name, key[:80], exc)
+                    if self.on_corrupt is not None:
+                        self.on_corrupt(key, exc)
+                    return None
                 self._cache[key] = state
         return state
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -80,11 +81,44 @@ def test_bad_reading_goes_to_dead_letters_alone(proc: TelemetryProcessor, bad: d
     assert out.clean["rejected"] == 1
     [dl] = out.dead_letters
     assert dl["error_code"] == code and dl["record_index"] == 1 and dl["record_id"] == "r2"
-    assert dl["value"] == RAW and dl["key"] == b"gw-1" and dl["stage"] == "validate"
+    alone = json.loads(dl["value"])     # only the reading, as a one-reading envelope
+    assert [r["reading_id"] for r in alone["readings"]] == ["r2"]
+    assert alone["gateway_id"] == "gw-1" and alone["sequence"] == env["sequence"]
+    assert dl["key"] == b"gw-1" and dl["stage"] == "validate"
     assert dl["source"]["offset"] == 3
     assert "reading r2 (index 1) of envelope 1 from gateway gw-1" in dl["error_message"]
     assert words in dl["error_message"]
     encodes("DeadLetter", dl)
+
+
+def test_many_bad_readings_make_few_dead_letters_and_one_copy_of_the_message(
+        proc: TelemetryProcessor) -> None:
+    bad = [reading(f"x{i}", 0.3, sensor="s-404") for i in range(500)]
+    out, _ = proc.process(envelope([reading("r1", 0.2), *bad]), src(4), b"gw-1", RAW, None, T0)
+    assert out.clean is not None and out.clean["rejected"] == 500
+    alone, rest = out.dead_letters[:-1], out.dead_letters[-1]
+    assert len(alone) == 10 and all(RAW != d["value"] for d in alone)
+    assert rest["value"] == RAW and rest["record_index"] == 11
+    assert "490 more readings" in rest["error_message"] and "UNKNOWN_SENSOR x490" in \
+        rest["error_message"]
+    assert sum(len(d["value"]) for d in out.dead_letters) < 2 * len(RAW) + 10 * 400
+
+
+@pytest.mark.parametrize(("env", "code"), [
+    (envelope([reading("r1", 0.2, et=-2**63)]), "BAD_TIMESTAMP"),
+    (dict(envelope([reading("r1", 0.2)]), sent_at=-2**63), "BAD_TIMESTAMP"),
+    (envelope([reading("r1", 0.2)] * 10_001), "TOO_MANY_READINGS"),
+    (dict(envelope([reading("r1", 0.2)]), gateway_id="g" * 129), "TOO_LONG"),
+    (envelope([reading("r" * 129, 0.2)]), "TOO_LONG"),
+])
+def test_bounds_reject_with_their_code(proc: TelemetryProcessor, env: dict[str, Any],
+                                       code: str) -> None:
+    out, _ = proc.process(env, src(5), b"gw-1", RAW, None, T0)
+    assert [d["error_code"] for d in out.dead_letters][:1] == [code]
+    for d in out.dead_letters:
+        encodes("DeadLetter", d)
+    if out.clean is not None:
+        encodes("EnrichedTelemetryBatch", out.clean)
 
 
 def test_unknown_enterprise_rejects_the_whole_envelope(proc: TelemetryProcessor) -> None:
