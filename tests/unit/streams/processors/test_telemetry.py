@@ -97,7 +97,7 @@ def test_many_bad_readings_make_few_dead_letters_and_one_copy_of_the_message(
     out, _ = proc.process(envelope([reading("r1", 0.2), *bad]), src(4), b"gw-1", RAW, None, T0)
     assert out.clean is not None and out.clean["rejected"] == 500
     alone, rest = out.dead_letters[:-1], out.dead_letters[-1]
-    assert len(alone) == 10 and all(RAW != d["value"] for d in alone)
+    assert len(alone) == 10 and all(d["value"] != RAW for d in alone)
     assert rest["value"] == RAW and rest["record_index"] == 11
     assert "490 more readings" in rest["error_message"] and "UNKNOWN_SENSOR x490" in \
         rest["error_message"]
