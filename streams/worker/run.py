@@ -19,7 +19,7 @@ from streams import clients
 from streams.httpserver import StatusServer
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.readiness import CheckResult, KafkaCheck, RegistryCheck
+from streams.readiness import CheckResult, KafkaCheck
 from streams.settings import Settings
 from streams.worker.app import WorkerApp, build, changelog_topic
 from streams.worker.pipeline import INPUTS, STATE_OF
@@ -33,7 +33,8 @@ class WorkerError(RuntimeError):
 
 
 def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None) -> WorkerApp:
-    ensure_topics(settings)
+    create = settings.create_topics   # else the admin created them (streams.access.topics)
+    ensure_topics(settings, create=create)
     counts = partition_counts(settings, list(INPUTS))
     if counts.get("telemetry") != counts.get("heartbeats"):
         raise WorkerError(f"telemetry ({counts.get('telemetry')} partitions) and heartbeats "
@@ -41,9 +42,9 @@ def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None) 
                           "their gateway state is one table")
     for name in ("incidents", "hazards"):
         ensure_topics(settings, changelogs=[changelog_topic(settings, STATE_OF[name][0])],
-                      partitions=counts[name])
+                      partitions=counts[name], create=create)
     ensure_topics(settings, changelogs=[changelog_topic(settings, "gateways")],
-                  partitions=counts["telemetry"])
+                  partitions=counts["telemetry"], create=create)
     return build(settings, metrics, policy=policy, partitions=counts["telemetry"],
                  table_partitions={"gateways": counts["telemetry"],
                                    "incidents": counts["incidents"],
@@ -60,7 +61,7 @@ def _readiness(worker: WorkerApp) -> dict[str, Any]:
 
     return {"kafka": KafkaCheck(settings.bootstrap, config=clients.kafka_config(settings),
                                 topics=[settings.topic(name) for name in INPUTS]),
-            "registry": RegistryCheck(settings.registry_url), "reference_data": reference}
+            "registry": clients.registry_check(settings), "reference_data": reference}
 
 
 def run_worker(settings: Settings, *, duration: float | None = None,

@@ -14,17 +14,27 @@ from streams.settings import Settings
 log = logging.getLogger(__name__)
 
 
+class MissingTopicsError(RuntimeError):
+    """Topics this process needs do not exist, and it may not create them."""
+
+
 def ensure_topics(settings: Settings, timeout: float = 30.0,
-                  changelogs: Iterable[str] = (), partitions: int | None = None) -> list[str]:
+                  changelogs: Iterable[str] = (), partitions: int | None = None,
+                  create: bool = True) -> list[str]:
     """Create missing topics; returns the names created. ``changelogs`` are faust table
     changelog topics (compacted) created up front: faust creates them itself right before
     joining the group, and a topic the broker has not yet published in its metadata at that
-    moment is left out of the assignment (PartitionsMismatch on the first table write)."""
+    moment is left out of the assignment (PartitionsMismatch on the first table write).
+    ``create=False`` (a least-privilege identity) only checks that they all exist and raises
+    :class:`MissingTopicsError` naming the missing ones."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
 
     admin = clients.admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
+    if not create:
+        _require(settings, existing, changelogs)
+        return []
     count = partitions or settings.topic_partitions
     wanted = []
     specs = [(settings.topic(spec.name), spec.compacted) for spec in TOPICS.values()]
@@ -49,6 +59,17 @@ def ensure_topics(settings: Settings, timeout: float = 30.0,
         log.info("created topics: %s", ", ".join(sorted(created)))
         _await_metadata(admin, set(created), timeout)
     return created
+
+
+def _require(settings: Settings, existing: set[str], changelogs: Iterable[str]) -> None:
+    names = [settings.topic(spec.name) for spec in TOPICS.values()] + list(changelogs)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise MissingTopicsError(
+            f"topics missing on {settings.bootstrap} (or not visible to "
+            f"{settings.kafka_username or settings.identity!r}): {', '.join(missing)}; "
+            "create them as the admin (`ebi stack up`, or `ebi access apply` on an existing "
+            "cluster), or set create_topics = true for an identity that may create topics")
 
 
 def _await_metadata(admin: object, names: set[str], timeout: float) -> None:
