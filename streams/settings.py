@@ -268,16 +268,13 @@ def load(
         if key.startswith(ENV_PREFIX)
     }
     _check_keys(from_env, "the environment (EBI_* variables)", files=True)
-    from_env = _read_secret_files(from_env, "the environment")
-    for name in from_env:  # a layer's secret replaces the other layer's file and value
-        values.pop(f"{name}_file", None)
-    values.update(from_env)
+    values.update(_read_secret_files(from_env, "the environment"))
     return Settings(**{k: _coerce(k, v) for k, v in values.items()})  # type: ignore[arg-type]
 
 
 def _read_secret_files(layer: Mapping[str, object], where: str) -> dict[str, object]:
     """The layer with each ``x_file`` key replaced by ``x`` = the file's content."""
-    out = {k: v for k, v in layer.items() if k not in _SECRET_FILES}
+    out: dict[str, object] = {k: v for k, v in layer.items() if k not in _SECRET_FILES}
     for key, name in _SECRET_FILES.items():
         if key not in layer:
             continue

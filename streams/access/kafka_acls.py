@@ -164,7 +164,8 @@ def current(admin: Any, principals: Iterable[str] | None = None,
     names = [f"User:{p}" for p in principals] if principals is not None else [None]
     found: set[Grant] = set()
     for who in names:
-        query = AclBindingFilter(rtype.ANY, None, pattern.ANY, who, None, op.ANY, perm.ANY)
+        query = AclBindingFilter(rtype.ANY, None, pattern.ANY, who, None,  # type: ignore[arg-type]
+                                 op.ANY, perm.ANY)
         for binding in admin.describe_acls(query, request_timeout=timeout).result():
             grant = _grant(binding)
             if grant is not None:

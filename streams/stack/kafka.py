@@ -42,8 +42,9 @@ def kafka_ready(settings: Settings, timeout: float = 2.0,
 
     try:
         base = config if config is not None else clients.kafka_config(settings)
-        admin = AdminClient({**base, "log_level": 0, "socket.timeout.ms": int(timeout * 1000),
-                             "logger": _quiet})
+        quiet: dict[str, Any] = {"log_level": 0, "socket.timeout.ms": int(timeout * 1000),
+                                 "logger": _quiet}
+        admin = AdminClient({**base, **quiet})
         metadata = admin.list_topics(timeout=timeout)
         return bool(metadata.brokers)
     except (CredentialsError, Exception):
@@ -74,7 +75,7 @@ def upsert_scram_users(config: dict[str, Any], passwords: dict[str, str],
     kind = ScramMechanism.SCRAM_SHA_512 if mechanism == "SCRAM-SHA-512" \
         else ScramMechanism.SCRAM_SHA_256
     admin = AdminClient(config)
-    alterations = [UserScramCredentialUpsertion(user, ScramCredentialInfo(kind,
+    alterations: list[Any] = [UserScramCredentialUpsertion(user, ScramCredentialInfo(kind,
                                                 SCRAM_ITERATIONS), password.encode())
                    for user, password in sorted(passwords.items())]
     done = []

@@ -107,8 +107,8 @@ def ensure_pki(data_dir: Path) -> Pki:
 
     ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
     ca_key_loaded = serialization.load_pem_private_key(pki.ca_key.read_bytes(), password=None)
-    for name, cn in (("kafka", BROKER_CN), ("registry", "ebi-registry")):
-        if pki.cert(name).exists() and pki.key(name).exists():
+    for kind, cn in (("kafka", BROKER_CN), ("registry", "ebi-registry")):
+        if pki.cert(kind).exists() and pki.key(kind).exists():
             continue
         key = ec.generate_private_key(ec.SECP256R1())
         cert = (
@@ -129,9 +129,9 @@ def ensure_pki(data_dir: Path) -> Pki:
             .sign(ca_key_loaded, hashes.SHA256())  # type: ignore[arg-type]
         )
         cert_pem = cert.public_bytes(serialization.Encoding.PEM)
-        write_private(pki.key(name), pem_key(key))
-        write_private(pki.cert(name), cert_pem)
-        write_private(pki.keystore(name), pem_key(key) + cert_pem
+        write_private(pki.key(kind), pem_key(key))
+        write_private(pki.cert(kind), cert_pem)
+        write_private(pki.keystore(kind), pem_key(key) + cert_pem
                       + ca_cert.public_bytes(serialization.Encoding.PEM))
     return pki
 

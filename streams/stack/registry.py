@@ -107,7 +107,9 @@ class Registry:
 
     @property
     def address(self) -> str:
-        return self.settings.registry_url
+        from streams.settings import redact_url
+
+        return redact_url(self.settings.registry_url)
 
     def healthy(self) -> bool:
         return registry_ready(self.settings)

@@ -105,7 +105,7 @@ def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
     """The sink wrote the canary's rows (by tag) to ClickHouse."""
     try:
         from sinks.clickhouse.client import ClickHouseError, connect
-        from sinks.clickhouse.config import parse_url
+        from sinks.clickhouse.config import login_url, parse_url
     except ImportError as exc:   # pragma: no cover - the sink package ships with ebi
         return Verdict("clickhouse", "missed", f"sink package unavailable: {exc}")
     database = parse_url(settings.clickhouse).database
@@ -114,7 +114,7 @@ def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
     error = ""
     while time.monotonic() < deadline:
         try:
-            backend = connect(settings.clickhouse)
+            backend = connect(login_url(settings))
             try:
                 for table in CLICKHOUSE_ROWS:
                     counts[table] = int(backend.query(
