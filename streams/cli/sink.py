@@ -1,7 +1,8 @@
 """``ebi sink``: write the clean topics, alerts and dead letters to ClickHouse.
 
 Runs its own consumer group (``sink_group``), migrates the schema first (idempotent),
-creates missing topics so it can start before the worker, and stops cleanly on SIGTERM or
+checks that its topics exist (creates them only with ``create_topics``: topic creation is
+the admin's step), and stops cleanly on SIGTERM or
 Ctrl-C (what is buffered is written and committed first).
 """
 
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.httpserver import Heartbeat, StatusServer
     from streams.metrics import Metrics
     from streams.readiness import ClickHouseCheck
-    from streams.worker.topics import ensure_topics
+    from streams.worker.topics import MissingTopicsError, ensure_topics
 
     backend = open_store(settings, "sink", create_database=True)
     if backend is None:
@@ -52,7 +53,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
     try:
-        ensure_topics(settings)
+        ensure_topics(settings, create=settings.create_topics)
+    except MissingTopicsError as exc:
+        backend.close()
+        print(f"ebi sink: {exc}", file=sys.stderr)
+        return 1
     except Exception as exc:  # KafkaException and friends: say where we looked
         backend.close()
         print(f"ebi sink: cannot reach Kafka at {settings.bootstrap}: {exc}", file=sys.stderr)

@@ -17,11 +17,12 @@ def add(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.worker.run import WorkerError, run_worker
+    from streams.worker.topics import MissingTopicsError
 
     if args.instance:
         settings = settings.replace(worker_instance=args.instance)
     try:
         return run_worker(settings, duration=args.duration)
-    except WorkerError as exc:
+    except (WorkerError, MissingTopicsError) as exc:
         print(f"ebi worker: {exc}")
         return 2

@@ -9,11 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
 from schemas.catalog import TOPICS
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.cli import publish
 from streams.settings import Settings
 from tests.integration.conftest import unique
@@ -31,10 +30,9 @@ def run(settings: Settings, *argv: str) -> int:
 def consume(settings: Settings, topic: str, expected: int,
             errors: list[str] | None = None) -> list[tuple[bytes | None, Any]]:
     full = settings.topic(topic)
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": unique("pub"),
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = clients.consumer(settings, unique("pub"), **{"auto.offset.reset": "earliest"})
     consumer.subscribe([full])
-    decode = AvroDeserializer(SchemaRegistry(settings.registry_url))
+    decode = AvroDeserializer(clients.registry(settings))
     ctx = SerializationContext(full, TOPICS[topic].record)
     out: list[tuple[bytes | None, Any]] = []
     deadline = time.monotonic() + 30

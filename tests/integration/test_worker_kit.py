@@ -15,13 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.policy import load_policy
 from streams.processors.columns import rows
 from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
 from streams.worker.kafkaio import Coordinates, OutputReader, publish
 from streams.worker.topics import ensure_topics
+from tests.integration.conftest import security_env
 
 OUTPUTS = ("telemetry.clean", "incidents.clean", "hazards.clean", "gateway.status", "alerts",
            "deadletter")
@@ -37,6 +38,7 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
         "EBI_WORKER_ID": settings.worker_id, "EBI_WORKER_INSTANCE": instance,
         "EBI_TOPIC_PARTITIONS": str(settings.topic_partitions), "EBI_METRICS_PORT": "0",
         "EBI_POLICY_FILE": settings.policy_file, "EBI_LOG_LEVEL": "INFO",
+        **security_env(settings),
     })
     return env
 
@@ -114,7 +116,7 @@ def simulate(settings: Settings, config: SimConfig) -> tuple[Simulator, list[Any
     """Run the simulator (simulated time already in the past, so nothing is 'from the
     future') and publish everything as fast as possible."""
     ensure_topics(settings)
-    registry = SchemaRegistry(settings.registry_url)
+    registry = clients.registry(settings)
     from schemas.catalog import TOPICS
     from schemas.codec import AvroSerializer
 
@@ -138,7 +140,7 @@ class PacedPublisher:
         import threading
 
         ensure_topics(settings)
-        registry = SchemaRegistry(settings.registry_url)
+        registry = clients.registry(settings)
         self.sim = Simulator(config, load_policy(settings.policy_file or None))
         events = list(self.sim)
         publish(settings, registry, [(t, k, v) for t, k, v, _ in events
@@ -194,7 +196,7 @@ def past_config(**overrides: Any) -> SimConfig:
 
 
 def reader(settings: Settings) -> OutputReader:
-    return OutputReader(settings, SchemaRegistry(settings.registry_url), OUTPUTS)
+    return OutputReader(settings, clients.registry(settings), OUTPUTS)
 
 
 def ledger_sources(outputs: OutputReader) -> Counter[tuple[str, int, int]]:
