@@ -53,7 +53,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
     try:
-        ensure_topics(settings, create=settings.create_topics)
+        ensure_topics(settings, create=settings.create_topics, needed=SINK_TOPICS)
     except MissingTopicsError as exc:
         backend.close()
         print(f"ebi sink: {exc}", file=sys.stderr)

@@ -20,20 +20,21 @@ class MissingTopicsError(RuntimeError):
 
 def ensure_topics(settings: Settings, timeout: float = 30.0,
                   changelogs: Iterable[str] = (), partitions: int | None = None,
-                  create: bool = True) -> list[str]:
+                  create: bool = True, needed: Iterable[str] | None = None) -> list[str]:
     """Create missing topics; returns the names created. ``changelogs`` are faust table
     changelog topics (compacted) created up front: faust creates them itself right before
     joining the group, and a topic the broker has not yet published in its metadata at that
     moment is left out of the assignment (PartitionsMismatch on the first table write).
     ``create=False`` (a least-privilege identity) only checks that they all exist and raises
-    :class:`MissingTopicsError` naming the missing ones."""
+    :class:`MissingTopicsError` naming the missing ones (of ``needed``, logical names, if
+    given: a least-privilege identity sees only the topics it may use)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
 
     admin = clients.admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
     if not create:
-        _require(settings, existing, changelogs)
+        _require(settings, existing, changelogs, needed)
         return []
     count = partitions or settings.topic_partitions
     wanted = []
@@ -61,8 +62,10 @@ def ensure_topics(settings: Settings, timeout: float = 30.0,
     return created
 
 
-def _require(settings: Settings, existing: set[str], changelogs: Iterable[str]) -> None:
-    names = [settings.topic(spec.name) for spec in TOPICS.values()] + list(changelogs)
+def _require(settings: Settings, existing: set[str], changelogs: Iterable[str],
+             needed: Iterable[str] | None) -> None:
+    logical = list(TOPICS) if needed is None else list(needed)
+    names = [settings.topic(name) for name in logical] + list(changelogs)
     missing = [name for name in names if name not in existing]
     if missing:
         raise MissingTopicsError(

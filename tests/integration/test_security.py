@@ -167,7 +167,7 @@ def test_clickhouse_refuses_the_empty_default_user(stack_settings: Settings,
     from streams.stack.clickhouse import http_query, native_ping
 
     assert native_ping(clickhouse_server_url)            # ebi_admin's login in the URL
-    bare = "clickhouse://127.0.0.1:{}/default".format(stack_settings.clickhouse_tcp_port)
+    bare = f"clickhouse://127.0.0.1:{stack_settings.clickhouse_tcp_port}/default"
     assert not native_ping(bare)                          # default, empty password
     with pytest.raises(urllib.error.HTTPError):
         http_query(stack_settings.clickhouse_http_port, "SELECT 1")
@@ -183,8 +183,7 @@ def test_no_password_in_status_output_errors_or_logs(stack_settings: Settings,
                 "EBI_KAFKA_CONTROLLER_PORT": str(stack_settings.kafka_controller_port),
                 "EBI_KAFKA_BROKER_PORT": str(stack_settings.kafka_broker_port),
                 "EBI_REGISTRY_PORT": str(stack_settings.registry_port),
-                "EBI_CLICKHOUSE_URL": "clickhouse://ebi_admin:{}@127.0.0.1:{}/x".format(
-                    passwords[0], stack_settings.clickhouse_tcp_port)})
+                "EBI_CLICKHOUSE_URL": f"clickhouse://ebi_admin:{passwords[0]}@127.0.0.1:{stack_settings.clickhouse_tcp_port}/x"})
     status = subprocess.run([sys.executable, "-m", "streams", "stack", "status"], env=env,
                             capture_output=True, text=True, timeout=60)
     assert status.returncode == 0, status.stderr

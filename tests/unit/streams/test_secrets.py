@@ -24,7 +24,8 @@ PASSWORD = "hunter2-correct-horse"
 def test_secret_hides_its_value_everywhere() -> None:
     secret = Secret(PASSWORD)
     for shown in (repr(secret), str(secret), f"{secret}", f"{secret!r}", f"{secret:>30}",
-                  "%s" % secret, str([secret]), str({"p": secret})):
+                  "%s" % (secret,), str([secret]),  # noqa: UP031
+                  str({"p": secret})):
         assert PASSWORD not in shown
         assert "******" in shown
     assert secret.reveal() == PASSWORD
@@ -155,7 +156,7 @@ def test_role_acls_follow_the_catalog_with_least_privilege() -> None:
 def test_declaration_errors_name_the_file_and_principal(tmp_path: Path) -> None:
     bad = tmp_path / "access.toml"
     bad.write_text('[principals]\ngw = ["gateway", "superhero"]\n')
-    with pytest.raises(DeclarationError, match="gw.*superhero"):
+    with pytest.raises(DeclarationError, match=r"gw.*superhero"):
         load_declaration(bad)
     bad.write_text('[principals]\n"bad name" = ["gateway"]\n')
     with pytest.raises(DeclarationError, match="bad name"):
