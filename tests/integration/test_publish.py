@@ -15,7 +15,7 @@ from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
 from streams import clients
 from streams.cli import publish
 from streams.settings import Settings
-from tests.integration.conftest import unique
+from tests.integration.conftest import security_env, unique
 
 pytestmark = pytest.mark.integration
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -120,6 +120,9 @@ def test_regional_incident_example(settings: Settings, monkeypatch: pytest.Monke
     monkeypatch.setenv("EBI_KAFKA_BOOTSTRAP", mine.bootstrap)
     monkeypatch.setenv("EBI_SCHEMA_REGISTRY_URL", mine.registry_url)
     monkeypatch.setenv("EBI_TOPIC_PREFIX", mine.topic_prefix)
+    monkeypatch.setenv("EBI_DATA_DIR", str(mine.data_dir))
+    for key, value in security_env(mine).items():   # its login, as a deployment gives it
+        monkeypatch.setenv(key, value)
     spec = importlib.util.spec_from_file_location(
         "regional_incident_report", EXAMPLES / "regional_incident_report.py")
     assert spec is not None and spec.loader is not None
