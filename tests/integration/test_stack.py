@@ -56,7 +56,9 @@ def test_clickhouse_server_insert_and_query(clickhouse_server_url: str) -> None:
     from clickhouse_driver import Client
 
     parts = urllib.parse.urlparse(clickhouse_server_url)
-    client = Client(host=parts.hostname, port=parts.port, database=parts.path.strip("/"))
+    client = Client(host=parts.hostname, port=parts.port, database=parts.path.strip("/"),
+                    user=urllib.parse.unquote(parts.username or ""),
+                    password=urllib.parse.unquote(parts.password or ""))
     client.execute("CREATE TABLE t_stack (id UInt32, name String) ENGINE = MergeTree ORDER BY id")
     client.execute("INSERT INTO t_stack (id, name) VALUES", [[1, 2], ["a", "b"]], columnar=True)
     assert client.execute("SELECT count(), max(name) FROM t_stack") == [(2, "b")]
