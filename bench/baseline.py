@@ -15,7 +15,6 @@ import urllib.parse
 from typing import Any
 
 import fastavro
-from confluent_kafka import Consumer
 
 from schemas.catalog import default_catalog
 
@@ -39,13 +38,21 @@ def main(argv: list[str] | None = None) -> int:
 
     from clickhouse_driver import Client
 
-    url = urllib.parse.urlparse(args.clickhouse)
-    client = Client(host=url.hostname, port=url.port, database=url.path.strip("/"))
+    from sinks.clickhouse.config import login_url
+    from streams import clients
+    from streams.settings import load
+
+    # the logins and CA of this process's settings (EBI_*), as every client gets them
+    settings = load().replace(kafka_bootstrap=args.bootstrap, clickhouse_url=args.clickhouse)
+    url = urllib.parse.urlparse(login_url(settings))
+    client = Client(host=url.hostname, port=url.port, database=url.path.strip("/"),
+                    user=urllib.parse.unquote(url.username or "default"),
+                    password=urllib.parse.unquote(url.password or ""))
     client.execute(DDL.format(table=args.table))
     schema = default_catalog().schemas.parsed("TelemetryBatch")
-    consumer = Consumer({"bootstrap.servers": args.bootstrap, "group.id": f"bench-{args.table}",
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False,
-                         "fetch.max.bytes": 52428800})
+    consumer = clients.consumer(settings, f"bench-{args.table}",
+                                **{"auto.offset.reset": "earliest",
+                                   "fetch.max.bytes": 52428800})
     consumer.subscribe([args.topic])
     started = time.perf_counter()
     total = 0

@@ -35,9 +35,9 @@ class Published:
 
 def prepare_topics(settings: Settings, env: dict[str, str]) -> None:
     """Create the prefix's topics (with settings.topic_partitions) and register its schemas."""
-    from streams.worker.topics import ensure_topics
+    from streams.access.topics import create_topics
 
-    ensure_topics(settings)
+    create_topics(settings)   # as the admin, with the worker's changelogs
     run_step(["schemas", "register"], env)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from bench.pipeline import RowCounter
+from sinks.clickhouse.config import login_url
 from streams.settings import Settings
 
 DDL = """CREATE TABLE {db}.kafka_probe (gateway_id String, enterprise_id String,
@@ -18,7 +19,7 @@ ENGINE = Kafka('{bootstrap}', '{topic}', 'bench-kafka-engine', 'AvroConfluent')"
 
 
 def kafka_engine(settings: Settings, topic_prefix: str = "b100.") -> str | dict[str, Any]:
-    counter = RowCounter(settings.clickhouse, "kafka_probe")
+    counter = RowCounter(login_url(settings), "kafka_probe")
     try:
         version = counter.execute("SELECT version()")[0][0]
         counter.execute(f"CREATE DATABASE IF NOT EXISTS {counter.database}")

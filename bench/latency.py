@@ -18,6 +18,7 @@ from bench.data import Publisher, events_until, prepare_topics, registry_seriali
 from bench.pipeline import READINGS_TABLE, RowCounter
 from bench.procs import Child, child_env, run_step, spawn, stop
 from bench.report import percentile
+from sinks.clickhouse.config import login_url
 from streams.settings import Settings
 
 ENTERPRISES = 5     # 10 gateways: envelopes fill to 100 readings within the hold time
@@ -108,9 +109,9 @@ def measure(settings: Settings, rates: list[float], seconds: float, log_dir: Pat
         for topic, key, value in registrations:
             serializer_out.send(topic, key, value)
     serializer_out.flush()
-    counter = RowCounter(settings.clickhouse, READINGS_TABLE)
+    counter = RowCounter(login_url(settings), READINGS_TABLE)
     poller = Poller(counter, poll)
-    queries = RowCounter(settings.clickhouse, READINGS_TABLE)   # the poller's is its own
+    queries = RowCounter(login_url(settings), READINGS_TABLE)   # the poller's is its own
     children: list[Child] = []
     results: dict[str, Any] = {}
     try:

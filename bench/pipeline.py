@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.procs import Child, child_env, reap, run_step, spawn, stop
+from sinks.clickhouse.config import login_url
 from streams.settings import Settings
 
 READINGS_TABLE = "readings_raw"   # sinks/clickhouse/schema.py READINGS
@@ -32,6 +33,8 @@ class RowCounter:
         self.database = parts.path.strip("/") or "default"
         self.table = table
         self.client = Client(host=parts.hostname or "127.0.0.1", port=parts.port or 9000,
+                             user=urllib.parse.unquote(parts.username or "default"),
+                             password=urllib.parse.unquote(parts.password or ""),
                              database="default")
 
     def count(self) -> int:
@@ -145,7 +148,7 @@ def full(settings: Settings, name: str, expected: int, log_dir: Path, *, workers
     """The full pipeline over the raw topics of ``settings.topic_prefix``."""
     env = child_env(settings)
     run_step(["migrate", "--quiet"], env)
-    counter = RowCounter(settings.clickhouse, READINGS_TABLE)
+    counter = RowCounter(login_url(settings), READINGS_TABLE)
     run = Run(name, expected)
     children: list[Child] = []
     try:
@@ -169,7 +172,7 @@ def baseline(settings: Settings, name: str, expected: int, log_dir: Path,
              poll: float = 0.1) -> Run:
     """The plain consumer (bench/baseline.py) on the same raw telemetry topic."""
     table = f"baseline_{name}"
-    counter = RowCounter(settings.clickhouse, table)
+    counter = RowCounter(login_url(settings), table)
     counter.execute(f"CREATE DATABASE IF NOT EXISTS {counter.database}")
     db_table = f"{counter.database}.{table}"
     batch_rows = max(1000, min(50_000, expected // 10))

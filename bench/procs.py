@@ -16,7 +16,7 @@ from streams.settings import Settings
 # Settings passed to the children explicitly (the rest keep their defaults).
 CHILD_FIELDS = ("data_dir", "topic_prefix", "topic_partitions", "worker_id", "worker_instance",
                 "sink_group", "sink_batch_rows", "sink_batch_seconds", "log_level",
-                "policy_file")
+                "policy_file", "kafka_security", "identity")
 
 
 def child_env(settings: Settings) -> dict[str, str]:

@@ -17,7 +17,7 @@ import random
 import time
 import uuid
 
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.publisher import GatewayPublisher, SpoolFullError
 from streams.settings import load
 
@@ -33,7 +33,7 @@ def main() -> None:
     parser.add_argument("--spool", default="var/gateway-spool")
     args = parser.parse_args()
     settings = load()
-    publisher = GatewayPublisher(settings, args.spool, SchemaRegistry(settings.registry_url))
+    publisher = GatewayPublisher(settings, args.spool, clients.registry(settings))
     publisher.start(interval=1.0)               # background delivery, in order
     sequence = int(time.time())
     end = time.monotonic() + args.seconds

@@ -20,7 +20,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from schemas.codec import AvroSerializer, SerializationContext
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.policy import load_policy
 from streams.publisher import make_producer
 from streams.records.convert import convert
@@ -61,7 +61,7 @@ def main() -> int:
             return 1
         records.append(record)
     topic = settings.topic("incidents")
-    serialize = AvroSerializer(SchemaRegistry(settings.registry_url))
+    serialize = AvroSerializer(clients.registry(settings))
     producer = make_producer(settings)
     failed: list[str] = []
     for record in records:

@@ -36,11 +36,15 @@ def parse_writer(schema_type: str | None, text: str | None) -> Any:
 class SchemaRegistry:
     """A caching wrapper over confluent-kafka's ``SchemaRegistryClient``."""
 
-    def __init__(self, url: str, timeout: float = 10.0) -> None:
+    def __init__(self, url: str, timeout: float = 10.0,
+                 config: dict[str, Any] | None = None) -> None:
+        """``config``: further client settings (basic auth, CA; build them with
+        ``streams.clients.registry``, which every caller should use)."""
         from confluent_kafka.schema_registry import SchemaRegistryClient
 
         self.url = url
-        self.client = SchemaRegistryClient({"url": url, "timeout": int(timeout)})
+        self.client = SchemaRegistryClient({"url": url, "timeout": int(timeout),
+                                            **(config or {})})
         self._lock = threading.Lock()
         self._by_id: dict[int, Any] = {}
         self._ids: dict[tuple[str, str], int] = {}

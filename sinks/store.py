@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, TransientError, connect
-from sinks.clickhouse.config import ConfigError, parse_url
+from sinks.clickhouse.config import ConfigError, display_url, login_url
 from streams.settings import Settings
 
 
@@ -15,22 +15,16 @@ def open_store(settings: Settings, command: str, create_database: bool = False
                ) -> Backend | None:
     """The backend for ``settings.clickhouse``, or None after printing why it cannot open."""
     try:
-        return connect(settings.clickhouse, create_database=create_database)
+        return connect(login_url(settings), create_database=create_database)
     except StoreBusyError as exc:
         print(f"ebi {command}: ClickHouse store busy: {exc}", file=sys.stderr)
     except ConfigError as exc:
         print(f"ebi {command}: bad EBI_CLICKHOUSE_URL: {exc}", file=sys.stderr)
     except ClickHouseError as exc:
-        print(f"ebi {command}: cannot reach ClickHouse at {_shown(settings)}: {exc}",
+        print(f"ebi {command}: cannot reach ClickHouse at {display_url(settings.clickhouse)}: "
+              f"{exc}",
               file=sys.stderr)
     return None
-
-
-def _shown(settings: Settings) -> str:
-    try:
-        return parse_url(settings.clickhouse).display
-    except ConfigError:
-        return "(a malformed URL)"
 
 
 def wait_for_store(settings: Settings, command: str, should_stop: Callable[[], bool],
@@ -40,12 +34,12 @@ def wait_for_store(settings: Settings, command: str, should_stop: Callable[[], b
     delay, said = 0.5, 0.0
     while not should_stop():
         try:
-            return connect(settings.clickhouse, create_database=create_database)
+            return connect(login_url(settings), create_database=create_database)
         except TransientError as exc:
             now = time.monotonic()
             if now - said >= every:
-                print(f"ebi {command}: waiting for ClickHouse at {_shown(settings)}: {exc}",
-                      file=sys.stderr, flush=True)
+                print(f"ebi {command}: waiting for ClickHouse at "
+                      f"{display_url(settings.clickhouse)}: {exc}", file=sys.stderr, flush=True)
                 said = now
         except ClickHouseError:
             return open_store(settings, command, create_database)   # says why, returns None

@@ -8,11 +8,14 @@ with repeats of one message summarised (see :class:`RepeatFilter`).
 
 from __future__ import annotations
 
+import base64
 import logging
+import ssl
 import threading
 import time
 from typing import Any
 
+from streams.credentials import ca_file, kafka_login, registry_login
 from streams.settings import Settings
 
 KAFKA_LOG = "ebi.kafka"
@@ -63,10 +66,29 @@ def kafka_logger() -> logging.Logger:
     return logger
 
 
+def kafka_security(settings: Settings) -> dict[str, Any]:
+    """librdkafka's security settings: protocol, SASL login, the CA to verify the broker.
+    The password is in the result: never log it (``kafka_config`` results neither)."""
+    protocol = settings.kafka_security.upper()
+    config: dict[str, Any] = {"security.protocol": protocol}
+    if protocol.startswith("SASL"):
+        login = kafka_login(settings)
+        config.update({"sasl.mechanism": settings.kafka_sasl_mechanism,
+                       "sasl.username": login.username,
+                       "sasl.password": login.password.reveal()})
+    if protocol.endswith("SSL"):
+        ca = ca_file(settings, settings.kafka_ca_file)
+        if ca:
+            config["ssl.ca.location"] = ca
+    return config
+
+
 def kafka_config(settings: Settings, **overrides: Any) -> dict[str, Any]:
-    """librdkafka settings for any client: address and logging; ``overrides`` win."""
+    """librdkafka settings for any client: address, security and logging; ``overrides``
+    win."""
     config: dict[str, Any] = {
         "bootstrap.servers": settings.bootstrap,
+        **kafka_security(settings),
         "logger": kafka_logger(),
         "log.connection.close": False,
     }
@@ -95,12 +117,70 @@ def producer(settings: Settings, **overrides: Any) -> Any:
 
 
 def faust_broker(settings: Settings) -> dict[str, Any]:
-    """The broker options of the faust app."""
-    return {"broker": [f"kafka://{host}" for host in settings.bootstrap.split(",")]}
+    """The broker options of the faust app (aiokafka): address and credentials."""
+    import faust
+
+    options: dict[str, Any] = {
+        "broker": [f"kafka://{host}" for host in settings.bootstrap.split(",")]}
+    protocol = settings.kafka_security.upper()
+    context = tls_context(ca_file(settings, settings.kafka_ca_file)) \
+        if protocol.endswith("SSL") else None
+    if protocol.startswith("SASL"):
+        login = kafka_login(settings)
+        options["broker_credentials"] = faust.SASLCredentials(
+            username=login.username, password=login.password.reveal(),
+            mechanism=settings.kafka_sasl_mechanism, ssl_context=context)
+    elif context is not None:
+        options["broker_credentials"] = faust.SSLCredentials(context)
+    return options
+
+
+def tls_context(cafile: str) -> ssl.SSLContext:
+    """A client TLS context that verifies the server (certificate and host name) against
+    ``cafile``, or the system's trust store when it is empty."""
+    return ssl.create_default_context(cafile=cafile or None)
+
+
+def registry_config(settings: Settings) -> dict[str, Any]:
+    """confluent-kafka ``SchemaRegistryClient`` settings besides the URL: basic auth and
+    the CA (the password is in the result: never log it)."""
+    config: dict[str, Any] = {}
+    login = registry_login(settings)
+    if login is not None:
+        config["basic.auth.user.info"] = f"{login.username}:{login.password.reveal()}"
+    if settings.registry_url.startswith("https:"):
+        ca = ca_file(settings, settings.registry_ca_file)
+        if ca:
+            config["ssl.ca.location"] = ca
+    return config
+
+
+def registry_http(settings: Settings) -> tuple[dict[str, str], ssl.SSLContext | None]:
+    """Headers (basic auth) and TLS context for plain HTTP calls to the registry
+    (readiness checks)."""
+    headers: dict[str, str] = {}
+    login = registry_login(settings)
+    if login is not None:
+        token = base64.b64encode(f"{login.username}:{login.password.reveal()}".encode())
+        headers["Authorization"] = f"Basic {token.decode()}"
+    context = None
+    if settings.registry_url.startswith("https:"):
+        context = tls_context(ca_file(settings, settings.registry_ca_file))
+    return headers, context
+
+
+def registry_check(settings: Settings, timeout: float = 2.0) -> Any:
+    """The readiness check of the registry, with this process's credentials."""
+    from streams.readiness import RegistryCheck
+
+    headers, context = registry_http(settings)
+    return RegistryCheck(settings.registry_url, timeout=timeout, headers=headers,
+                         context=context)
 
 
 def registry(settings: Settings, timeout: float = 10.0) -> Any:
     """The caching schema-registry client (:class:`schemas.registry.SchemaRegistry`)."""
     from schemas.registry import SchemaRegistry
 
-    return SchemaRegistry(settings.registry_url, timeout=timeout)
+    return SchemaRegistry(settings.registry_url, timeout=timeout,
+                          config=registry_config(settings))

@@ -100,14 +100,19 @@ class KafkaCheck:
 class RegistryCheck:
     """The schema registry's Confluent-compatible API answers ``GET {url}/subjects``."""
 
-    def __init__(self, url: str, *, timeout: float = 2.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 2.0,
+                 headers: Mapping[str, str] | None = None, context: Any = None) -> None:
         self.url = url.rstrip("/") + "/subjects"
         self.timeout = timeout
+        self.headers = dict(headers or {})   # e.g. Authorization (never shown)
+        self.context = context               # ssl.SSLContext for https
 
     def __call__(self) -> CheckResult:
-        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})
+        request = urllib.request.Request(self.url, headers={"Accept": "application/json",
+                                                            **self.headers})
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            with urllib.request.urlopen(request, timeout=self.timeout,
+                                        context=self.context) as response:
                 body = json.loads(response.read() or b"null")
         except urllib.error.HTTPError as exc:
             return CheckResult(False, f"GET {self.url}: HTTP {exc.code}")

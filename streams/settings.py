@@ -5,13 +5,21 @@ TOML file (``EBI_SETTINGS_FILE`` or ``--settings``; keys are the field names), a
 environment (``EBI_`` + the field name in upper case). Unknown keys in either layer are
 rejected with a message that names them. Nothing here runs at import time:
 callers build a ``Settings`` with :func:`load` and pass it down.
+
+Credentials are :class:`Secret` fields: printed, logged or formatted they show ``******``,
+and ``.reveal()`` gives the value to the one call that needs it. Every secret field ``x``
+can instead be read from a file named by ``x_file`` (``EBI_KAFKA_PASSWORD_FILE=/run/...``,
+or ``kafka_password_file = "..."`` in the TOML file; one trailing newline is dropped);
+giving both ``x`` and ``x_file`` is an error.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import hmac
 import os
+import re
 import tomllib
 import types
 import typing
@@ -28,11 +36,57 @@ class SettingsError(ValueError):
     """A settings layer holds an unknown key or a value of the wrong type."""
 
 
+class Secret:
+    """A credential: a string that never shows itself. ``repr``, ``str`` and format give
+    ``******``; :meth:`reveal` returns the value (call it where the value is used, never to
+    build a message)."""
+
+    __slots__ = ("_value",)
+    MASK = "******"
+
+    def __init__(self, value: str = "") -> None:
+        self._value = str(value)
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return self.MASK
+
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return self.MASK
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Secret):
+            return NotImplemented
+        return hmac.compare_digest(self._value.encode(), other._value.encode())
+
+    def __hash__(self) -> int:
+        return hash((Secret, self._value))
+
+    def __reduce__(self) -> tuple[object, ...]:  # pickling would write the value out
+        raise TypeError("a Secret is not picklable")
+
+
 def _default_data_dir() -> Path:
     return PROJECT_ROOT / "var"
 
 
-@dataclass(frozen=True, slots=True)
+def redact_url(url: str) -> str:
+    """``url`` with the password of its user part (``//user:password@``) masked, for
+    messages and logs; anything that is not such a URL comes back unchanged."""
+    return _URL_PASSWORD.sub(lambda m: f"{m.group(1)}{Secret.MASK}@", url)
+
+
+_URL_PASSWORD = re.compile(r"(//[^/@:\s]*:)[^@\s]*@")
+
+
+@dataclass(frozen=True, slots=True, repr=False)
 class Settings:
     # Where the local stack keeps its data, logs, pid files and downloaded jars.
     data_dir: Path = field(default_factory=_default_data_dir)
@@ -73,10 +127,39 @@ class Settings:
     # Alertmanager on alertmanager_port, which `ebi stack up` starts when alertmanager = true.
     alertmanager: bool = False
     alertmanager_url: str = ""
-    alertmanager_port: int = 19094
+    alertmanager_port: int = 19096
     # Base URL of the notification gateway the receivers of deploy/alertmanager/alertmanager.yml
     # post to; empty: the URLs as written there.
     alertmanager_receiver_url: str = ""
+    # -- security (docs/security.md) --------------------------------------------------
+    # Kafka: sasl_ssl (default), ssl or sasl_plaintext for an external cluster, plaintext
+    # only as an explicit development opt-in (the local broker then runs without TLS, SASL
+    # and ACLs).
+    kafka_security: str = "sasl_ssl"
+    kafka_sasl_mechanism: str = "SCRAM-SHA-512"
+    # Empty username: the local stack's generated credentials of `identity`
+    # (data_dir/secrets/credentials.toml); empty CA file: the local stack's CA
+    # (data_dir/secrets/ca.pem) if present, else the system's trust store.
+    kafka_username: str = ""
+    kafka_password: Secret = field(default_factory=Secret)
+    kafka_ca_file: str = ""
+    # The local broker's inter-broker listener (mutual TLS, loopback only).
+    kafka_broker_port: int = 19094
+    # Schema registry (HTTP basic auth over TLS), same rules as Kafka's.
+    registry_username: str = ""
+    registry_password: Secret = field(default_factory=Secret)
+    registry_ca_file: str = ""
+    # ClickHouse server login (the URL may carry none); empty: the local stack's user
+    # for `identity` (admin -> ebi_admin, sink -> ebi_sink).
+    clickhouse_user: str = ""
+    clickhouse_password: Secret = field(default_factory=Secret)
+    # Whose generated local-stack credentials this process uses when none are given
+    # above: a principal of deploy/access/local.toml (admin, worker, sink, simulator, ...).
+    identity: str = "admin"
+    # The worker and the sink create missing topics themselves (as an admin identity
+    # may); otherwise topics are created by `ebi stack up` / `ebi access apply` and the
+    # worker and sink only check that they exist.
+    create_topics: bool = False
     # Tests: a service that cannot start fails the run instead of skipping.
     require_services: bool = False
     log_level: str = "WARNING"
@@ -96,7 +179,8 @@ class Settings:
 
     @property
     def registry_url(self) -> str:
-        return self.schema_registry_url or f"http://127.0.0.1:{self.registry_port}/apis/ccompat/v7"
+        return (self.schema_registry_url
+                or f"https://127.0.0.1:{self.registry_port}/apis/ccompat/v7")
 
     @property
     def clickhouse(self) -> str:
@@ -109,6 +193,14 @@ class Settings:
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
 
+    def __repr__(self) -> str:
+        parts = []
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            shown = redact_url(value) if isinstance(value, str) else value
+            parts.append(f"{f.name}={shown!r}")
+        return f"Settings({', '.join(parts)})"
+
     def replace(self, **changes: object) -> Settings:
         _check_keys(changes, "replace()")
         coerced: dict[str, Any] = {k: _coerce(k, v) for k, v in changes.items()}
@@ -117,10 +209,14 @@ class Settings:
 
 _FIELDS = {f.name: f for f in dataclasses.fields(Settings)}
 _TYPES = typing.get_type_hints(Settings)
+# Every Secret field `x` may be given as a file name `x_file` instead.
+_SECRET_FILES = {f"{name}_file": name for name, kind in _TYPES.items() if kind is Secret}
+_CHOICES = {"kafka_security": {"sasl_ssl", "ssl", "sasl_plaintext", "plaintext"},
+            "kafka_sasl_mechanism": {"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"}}
 
 
-def _check_keys(keys: typing.Iterable[str], where: str) -> None:
-    unknown = sorted(k for k in keys if k not in _FIELDS)
+def _check_keys(keys: typing.Iterable[str], where: str, files: bool = False) -> None:
+    unknown = sorted(k for k in keys if k not in _FIELDS and not (files and k in _SECRET_FILES))
     if not unknown:
         return
     hints = []
@@ -155,7 +251,13 @@ def _coerce(name: str, value: object) -> object:
             return int(str(value))
         if kind is float:
             return float(str(value))
-        return str(value)
+        if kind is Secret:
+            return value if isinstance(value, Secret) else Secret(str(value))
+        text = str(value)
+        if name in _CHOICES and text not in _CHOICES[name]:
+            raise ValueError(f"expected one of {', '.join(sorted(_CHOICES[name]))}, "
+                             f"got {text!r}")
+        return text
     except ValueError as exc:
         raise SettingsError(f"setting {name}: {exc}") from exc
 
@@ -176,14 +278,31 @@ def load(
             raise SettingsError(f"cannot read settings file {path}: {exc.strerror}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise SettingsError(f"settings file {path} is not valid TOML: {exc}") from exc
-        _check_keys(from_file, f"settings file {path}")
-        values.update(from_file)
+        _check_keys(from_file, f"settings file {path}", files=True)
+        values.update(_read_secret_files(from_file, f"settings file {path}"))
     env.pop(f"{ENV_PREFIX}SETTINGS_FILE", None)
     from_env = {
         key[len(ENV_PREFIX) :].lower(): value
         for key, value in env.items()
         if key.startswith(ENV_PREFIX)
     }
-    _check_keys(from_env, "the environment (EBI_* variables)")
-    values.update(from_env)
+    _check_keys(from_env, "the environment (EBI_* variables)", files=True)
+    values.update(_read_secret_files(from_env, "the environment"))
     return Settings(**{k: _coerce(k, v) for k, v in values.items()})  # type: ignore[arg-type]
+
+
+def _read_secret_files(layer: Mapping[str, object], where: str) -> dict[str, object]:
+    """The layer with each ``x_file`` key replaced by ``x`` = the file's content."""
+    out: dict[str, object] = {k: v for k, v in layer.items() if k not in _SECRET_FILES}
+    for key, name in _SECRET_FILES.items():
+        if key not in layer:
+            continue
+        if name in layer:
+            raise SettingsError(f"{where}: both {name} and {key} are given; use one")
+        path = Path(str(layer[key])).expanduser()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise SettingsError(f"{where}: {key}: cannot read {path}: {exc.strerror}") from None
+        out[name] = Secret(text[:-1] if text.endswith("\n") else text)
+    return out

@@ -27,13 +27,13 @@ TELEMETRY = RecordType(
                 views=(View("readings"),),
                 doc="One row per accepted sensor reading (envelope fields repeated)."),
     ledger=Ledger("telemetry", ("gateway_id", "sequence"), counts="rows"),
-    event_time="sent_at", flat_items="readings", canary=True)
+    event_time="sent_at", flat_items="readings", canary=True, senders=("gateway",))
 
 HEARTBEAT = RecordType(
     "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id"),
     checks="streams.records.rules:check_heartbeat",
     processor="streams.processors.gateways:HeartbeatProcessor", state=GATEWAYS,
-    event_time="sent_at", canary=True)
+    event_time="sent_at", canary=True, senders=("gateway",))
 
 HAZARD = RecordType(
     "hazard", Topic("hazards", "HazardRecord", "hazard_id"),
@@ -45,7 +45,8 @@ HAZARD = RecordType(
                 views=(View("hazard_versions"),
                        View("hazards", latest_by=("hazard_id",), order=("version DESC",))),
                 doc="Every version of every hidden-danger record."),
-    ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at")
+    ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at",
+    senders=("gateway",))  # an enterprise files its hidden dangers through its connection
 
 INCIDENT = RecordType(
     "incident", Topic("incidents", "IncidentReport", "incident_id"),
@@ -59,18 +60,20 @@ INCIDENT = RecordType(
                        View("incidents", latest_by=("incident_id",),
                             order=("reported_at DESC", "received_at DESC"))),
                 doc="Every incident report (the full history); replays are not stored."),
-    ledger=Ledger("incident", ("report_id",)), event_time="reported_at", canary=True)
+    ledger=Ledger("incident", ("report_id",)), event_time="reported_at", canary=True,
+    senders=("regional",))
 
 ENTERPRISE = RecordType(
     "enterprise", Topic("enterprises", "Enterprise", "enterprise_id", compacted=True),
     checks="streams.records.rules:check_enterprise",
     reference=Reference("enterprises", "streams.processors.reference:enterprise_ref"),
-    canary=True)
+    canary=True, senders=("registrar",))
 
 SENSOR = RecordType(
     "sensor", Topic("sensors", "Sensor", "sensor_id", compacted=True),
     checks="streams.records.rules:check_sensor",
-    reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True)
+    reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True,
+    senders=("registrar",))
 
 GATEWAY_STATUS = Output(
     Topic("gateway.status", "GatewayStatus", "gateway_id"), "status", "statuses",

@@ -119,6 +119,7 @@ class RecordType:
     event_time: str = ""            # sender's time field (processing-lag metric)
     flat_items: str = ""            # `ebi publish`: a flat row is one entry of this array
     canary: bool = False            # the canary scenario sends records of this type
+    senders: tuple[str, ...] = ()   # roles that may write the input topic (Kafka ACLs)
 
     def __post_init__(self) -> None:
         if self.processor and self.state is None:

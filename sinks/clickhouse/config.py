@@ -3,9 +3,15 @@ protocol, clickhouse-driver) or ``chdb:///path/to/dir[?database=name]`` (embedde
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import TYPE_CHECKING
+from urllib.parse import parse_qs, quote, unquote, urlsplit, urlunsplit
+
+from streams.settings import redact_url
+
+if TYPE_CHECKING:
+    from streams.settings import Settings
 
 DEFAULT_DATABASE = "ebi"
 DEFAULT_PORT = 9000
@@ -22,7 +28,7 @@ class ClickHouseConfig:
     host: str = ""
     port: int = DEFAULT_PORT
     user: str = "default"
-    password: str = ""
+    password: str = field(default="", repr=False)
     path: Path | None = None  # chdb data directory
     connect_timeout: float = 3.0
     send_receive_timeout: float = 60.0
@@ -35,7 +41,40 @@ class ClickHouseConfig:
         return f"clickhouse://{self.host}:{self.port}/{self.database}"
 
 
+def display_url(url: str) -> str:
+    """``url`` without its password, for messages and logs (never raises)."""
+    return redact_url(url)
+
+
+def login_url(settings: Settings) -> str:
+    """``settings.clickhouse`` with the login of this process merged in: the
+    ``clickhouse_user``/``clickhouse_password`` settings, or the local stack's generated
+    user for ``settings.identity``; a URL that names its own user keeps it. The result
+    carries a password: pass it to ``connect`` only, print :func:`display_url` of it."""
+    from streams.credentials import clickhouse_login
+
+    url = settings.clickhouse
+    parts = urlsplit(url)
+    if parts.scheme not in ("clickhouse", "tcp") or (parts.username and
+                                                      not settings.clickhouse_user):
+        return url
+    login = clickhouse_login(settings)
+    if login is None:
+        return url
+    host = parts.netloc.rsplit("@", 1)[-1]
+    userinfo = f"{quote(login.username, safe='')}:{quote(login.password.reveal(), safe='')}"
+    return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query,
+                       parts.fragment))
+
+
 def parse_url(url: str) -> ClickHouseConfig:
+    try:
+        return _parse_url(url)
+    except ConfigError as exc:   # messages name the URL: never with its password
+        raise ConfigError(str(exc).replace(repr(url), repr(display_url(url)))) from None
+
+
+def _parse_url(url: str) -> ClickHouseConfig:
     parts = urlsplit(url)
     query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
     database = query.get("database", "")

@@ -110,7 +110,7 @@ def evaluate(sc: Scenario, outputs: list[Any], catalog: Catalog | None = None
 def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
     """The sink wrote the canary's rows (by tag) to ClickHouse."""
     from sinks.clickhouse import ClickHouseError, connect
-    from sinks.clickhouse.config import parse_url
+    from sinks.clickhouse.config import login_url, parse_url
 
     expected = Scenario.expected_rows()
     database = parse_url(settings.clickhouse).database
@@ -119,7 +119,7 @@ def clickhouse_check(settings: Settings, tag: str, timeout: float) -> Verdict:
     error = ""
     while time.monotonic() < deadline:
         try:
-            backend = connect(settings.clickhouse)
+            backend = connect(login_url(settings))
             try:
                 for table in expected:
                     counts[table] = int(backend.query(

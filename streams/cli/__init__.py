@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "canary": ("streams.cli.canary", "run a tagged synthetic scenario through the live pipeline"),
     "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager (alarms forward)"),
     "run": ("streams.cli.run", "the main job: stack, worker, sink and simulator together"),
+    "access": ("streams.cli.access", "apply or show who may read and write which topics"),
 }
 
 
@@ -61,11 +62,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from streams.credentials import CredentialsError
     from streams.stack import StackError
 
     try:
         return int(modules[args.command].run(args, settings))  # type: ignore[attr-defined]
-    except StackError as exc:
+    except (StackError, CredentialsError) as exc:
         print(f"ebi {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

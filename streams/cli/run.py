@@ -46,8 +46,10 @@ class Progress:
 
 
 def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: str,
-           metrics_port: int = 0) -> Child:
+           metrics_port: int = 0, identity: str = "") -> Child:
     log = os.path.join(log_dir, f"{name}.log")
+    if identity:
+        env = {**env, "EBI_IDENTITY": identity}
     with open(log, "ab") as out:
         proc = subprocess.Popen([sys.executable, "-m", "streams", *argv], env=env, stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -148,11 +150,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stack.up()
         for line in stack.status():
             print("  " + line.line(), flush=True)
+        if not settings.kafka_bootstrap:
+            from streams.access.provision import provision
+
+            print(f"  provisioned: {provision(settings).summary()}", flush=True)
         env = dict(os.environ)
         env.update({"EBI_KAFKA_BOOTSTRAP": settings.bootstrap,
                     "EBI_SCHEMA_REGISTRY_URL": settings.registry_url,
                     "EBI_CLICKHOUSE_URL": settings.clickhouse,
                     "EBI_DATA_DIR": str(settings.data_dir)})
+        # each child its own principal (least privilege); their passwords come from
+        # data_dir/secrets/credentials.toml, never through the environment
+        identities = {"worker": "worker", "sink": "sink", "simulate": "simulator"}
         log_dir = str(settings.log_dir)
         os.makedirs(log_dir, exist_ok=True)
         for step in (["schemas", "register"], ["migrate", "--quiet"]):
@@ -162,13 +171,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         worker_port = _port_pair()  # the worker serves on it, the sink on the next one
         sink_port = worker_port + 1
         env["EBI_METRICS_PORT"] = str(worker_port)
-        children.append(_spawn("worker", ["worker"], env, log_dir, worker_port))
-        sink = _spawn("sink", ["sink", "--no-migrate"], env, log_dir, sink_port)
+        children.append(_spawn("worker", ["worker"], env, log_dir, worker_port,
+                               identities["worker"]))
+        sink = _spawn("sink", ["sink", "--no-migrate"], env, log_dir, sink_port,
+                      identities["sink"])
         children.append(sink)
         sim_args = ["simulate", "--rate", str(args.rate), "--seed", str(args.seed),
                     "--duration", str(args.duration or 10**9),
                     "--truth", os.path.join(str(settings.data_dir), "ground-truth.jsonl")]
-        simulator = _spawn("simulate", sim_args, env, log_dir)
+        simulator = _spawn("simulate", sim_args, env, log_dir, identity=identities["simulate"])
         children.append(simulator)
         print(f"ebi run: worker (metrics :{worker_port}), sink (metrics :{sink_port}) and "
               f"simulator at {args.rate} readings/s; logs in {log_dir}; Ctrl-C stops", flush=True)
@@ -179,7 +190,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                 if child.name == "worker" and child.proc.poll() == RESTART_EXIT:
                     print("ebi run: the worker asked to start over (exit 75); restarting it",
                           flush=True)
-                    children[i] = _spawn("worker", ["worker"], env, log_dir, worker_port)
+                    children[i] = _spawn("worker", ["worker"], env, log_dir, worker_port,
+                                         identities["worker"])
                     continue
                 if child.proc.poll() not in (None, 0):
                     raise StackError(f"{child.name} exited with {child.proc.returncode}; "

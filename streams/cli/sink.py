@@ -1,7 +1,8 @@
 """``ebi sink``: write the clean topics, alerts and dead letters to ClickHouse.
 
 Runs its own consumer group (``sink_group``), migrates the schema first (idempotent),
-creates missing topics so it can start before the worker, and stops cleanly on SIGTERM or
+checks that its topics exist (creates them only with ``create_topics``: topic creation is
+the admin's step), and stops cleanly on SIGTERM or
 Ctrl-C (what is buffered is written and committed first).
 """
 
@@ -37,6 +38,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.httpserver import Heartbeat, StatusServer
     from streams.metrics import Metrics
     from streams.readiness import ClickHouseCheck
+    from streams.worker.topics import MissingTopicsError
 
     stop = {"now": False}
 
@@ -58,9 +60,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         backend.close()
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
-    if not _wait_for_kafka(settings, catalog, lambda: stop["now"]):
+    try:
+        if not _wait_for_kafka(settings, catalog, lambda: stop["now"]):
+            backend.close()
+            return 0
+    except MissingTopicsError as exc:
         backend.close()
-        return 0
+        print(f"ebi sink: {exc}", file=sys.stderr)
+        return 1
     metrics = Metrics.create()
     decoder = EnvelopeDecoder(catalog, clients.registry(settings), settings.topic,
                               lambda topic, code: metrics.rejects.labels(topic, code).inc())
@@ -110,13 +117,16 @@ def _wait_for_kafka(settings: Settings, catalog: Any, should_stop: Any,
                     every: float = 10.0) -> bool:
     """The topics exist (created if missing), waiting while the broker is unreachable;
     False when stopped first."""
-    from streams.worker.topics import ensure_topics
+    from streams.worker.topics import MissingTopicsError, ensure_topics
 
     said = 0.0
     while not should_stop():
         try:
-            ensure_topics(settings, catalog, timeout=5.0)
+            ensure_topics(settings, catalog, timeout=5.0, create=settings.create_topics,
+                          needed=list(catalog.routes()))
             return True
+        except MissingTopicsError:
+            raise
         except Exception as exc:  # KafkaException and friends: say where we looked
             now = time.monotonic()
             if now - said >= every:

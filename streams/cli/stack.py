@@ -1,4 +1,9 @@
-"""``ebi stack up | down | status``."""
+"""``ebi stack up | down | status``.
+
+``up`` also provisions the local broker as the admin: the topics of the catalog and the
+ACLs of deploy/access/local.toml (an external cluster is provisioned with ``ebi access
+apply``). Status lines never show a password.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         stack.up()
         for status in stack.status():
             print(status.line())
+        if not settings.kafka_bootstrap:
+            from streams.access.provision import provision
+
+            print(f"provisioned as {settings.kafka_username or settings.identity}: "
+                  f"{provision(settings).summary()}")
         return 0
     if args.action == "down":
         stopped = stack.down()

@@ -18,6 +18,7 @@ def add(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.policy import PolicyError, load_policy
     from streams.worker.run import WorkerError, run_worker
+    from streams.worker.topics import MissingTopicsError
 
     if args.instance:
         settings = settings.replace(worker_instance=args.instance)
@@ -28,6 +29,6 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         return 2
     try:
         return run_worker(settings, duration=args.duration, policy=policy)
-    except WorkerError as exc:
+    except (WorkerError, MissingTopicsError) as exc:
         print(f"ebi worker: {exc}")
         return 2

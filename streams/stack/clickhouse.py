@@ -5,16 +5,27 @@ clickhouse-server on loopback, or an existing server.
 embedded; ``clickhouse://127.0.0.1:<EBI_CLICKHOUSE_TCP_PORT>/db`` is the stack's own server
 (started here when the ``clickhouse-server`` binary is installed, e.g. Debian's package);
 any other ``clickhouse://`` address is an existing server that the stack only checks.
+
+The stack's own server listens on loopback only and has no open user: ``default`` has a
+generated password (nobody uses it), ``ebi_admin`` (migrations, DDL, tools) and ``ebi_sink``
+(the sink; for now the same rights) have theirs from data_dir/secrets/credentials.toml,
+stored in users.xml as ``password_sha256_hex``. Both the native and the HTTP port ask for
+them. Processes find their user through ``clickhouse_user``/``clickhouse_password`` or their
+``identity`` (admin -> ebi_admin, sink -> ebi_sink).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from streams.settings import Settings
+from streams.credentials import Login, clickhouse_login
+from streams.settings import Secret, Settings
+from streams.stack.pki import CLICKHOUSE_USERS, ensure_credentials, write_private
 from streams.stack.process import ManagedProcess, StackError, require_port, wait_until
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
@@ -45,17 +56,19 @@ CONFIG = """<?xml version="1.0"?>
 </yandex>
 """
 
+USER = """        <{name}>
+            <password_sha256_hex>{digest}</password_sha256_hex>
+            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
+            <profile>default</profile>
+            <quota>default</quota>
+        </{name}>
+"""
+
 USERS = """<?xml version="1.0"?>
 <yandex>
     <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
     <users>
-        <default>
-            <password></password>
-            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </default>
-    </users>
+{users}    </users>
     <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
         <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
     </interval></default></quotas>
@@ -69,19 +82,32 @@ def server_binary() -> str | None:
          if Path(p).exists()), None)
 
 
-def http_query(port: int, sql: str, timeout: float = 5.0) -> str:
+def users_xml(passwords: dict[str, str]) -> str:
+    users = "".join(USER.format(name=name, digest=hashlib.sha256(pw.encode()).hexdigest())
+                    for name, pw in sorted(passwords.items()))
+    return USERS.format(users=users)
+
+
+def http_query(port: int, sql: str, timeout: float = 5.0, login: Login | None = None) -> str:
+    headers = {}
+    if login is not None:
+        token = base64.b64encode(f"{login.username}:{login.password.reveal()}".encode())
+        headers["Authorization"] = f"Basic {token.decode()}"
     request = urllib.request.Request(f"http://127.0.0.1:{port}/", data=sql.encode(),
-                                     method="POST")
+                                     method="POST", headers=headers)
     with urllib.request.urlopen(request, timeout=timeout) as rsp:
         return str(rsp.read().decode())
 
 
-def native_ping(url: str, timeout: float = 2.0) -> bool:
+def native_ping(url: str, timeout: float = 2.0, login: Login | None = None) -> bool:
     from clickhouse_driver import Client
 
     parts = urllib.parse.urlparse(url)
+    user = login.username if login else urllib.parse.unquote(parts.username or "default")
+    password = login.password.reveal() if login else urllib.parse.unquote(parts.password or "")
     try:
         client = Client(host=parts.hostname or "127.0.0.1", port=parts.port or 9000,
+                        user=user, password=password,
                         connect_timeout=timeout, send_receive_timeout=timeout)
         client.execute("SELECT 1")
         client.disconnect()
@@ -112,17 +138,32 @@ class ClickHouseServer:
 
     @property
     def address(self) -> str:
-        return self.url
+        from streams.settings import redact_url
+
+        return redact_url(self.url)
+
+    def _login(self) -> Login | None:
+        login = clickhouse_login(self.settings)
+        if login is None and self.parts.username:
+            login = Login(urllib.parse.unquote(self.parts.username),
+                          Secret(urllib.parse.unquote(self.parts.password or "")))
+        return login
+
+    def _admin_login(self) -> Login:
+        """The stack's own login for its own server (ebi_admin)."""
+        table = ensure_credentials(self.settings.data_dir, ())["clickhouse"]
+        return Login("ebi_admin", Secret(table["ebi_admin"]))
 
     def healthy(self) -> bool:
         if self.embedded:
             return True  # opened in-process by whoever uses it
         if self.managed:
             try:
-                return http_query(self.settings.clickhouse_http_port, "SELECT 1").strip() == "1"
+                return http_query(self.settings.clickhouse_http_port, "SELECT 1",
+                                  login=self._admin_login()).strip() == "1"
             except OSError:
                 return False
-        return native_ping(self.url)
+        return native_ping(self.url, login=self._login())
 
     def up(self) -> None:
         if self.embedded or not self.managed or self.proc.running():
@@ -130,7 +171,8 @@ class ClickHouseServer:
         binary = server_binary()
         if binary is None:
             raise StackError(
-                f"EBI_CLICKHOUSE_URL={self.url} asks for the stack's own ClickHouse server, but "
+                f"EBI_CLICKHOUSE_URL={self.address} asks for the stack's own ClickHouse server, "
+                "but "
                 "clickhouse-server is not installed (Debian: apt-get install clickhouse-server, "
                 "or `make system-deps`); or use the embedded engine: EBI_CLICKHOUSE_URL="
                 "chdb:///path"
@@ -142,12 +184,15 @@ class ClickHouseServer:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "config.xml").write_text(CONFIG.format(
             dir=self.dir, http_port=s.clickhouse_http_port, tcp_port=s.clickhouse_tcp_port))
-        (self.dir / "users.xml").write_text(USERS)
+        passwords = ensure_credentials(s.data_dir, ())["clickhouse"]
+        write_private(self.dir / "users.xml", users_xml(
+            {name: passwords[name] for name in CLICKHOUSE_USERS}).encode())
         self.proc.start([binary, f"--config-file={self.dir / 'config.xml'}"], cwd=self.dir)
         wait_until(self.healthy, 60, f"ClickHouse server on 127.0.0.1:{s.clickhouse_tcp_port}",
                    self.proc)
         database = self.parts.path.strip("/") or "default"
-        http_query(s.clickhouse_http_port, f"CREATE DATABASE IF NOT EXISTS `{database}`")
+        http_query(s.clickhouse_http_port, f"CREATE DATABASE IF NOT EXISTS `{database}`",
+                   login=self._admin_login())
 
     def down(self) -> bool:
         return self.proc.stop(timeout=30)

@@ -22,7 +22,7 @@ from streams import clients
 from streams.httpserver import StatusServer
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.readiness import CheckResult, KafkaCheck, RegistryCheck
+from streams.readiness import CheckResult, KafkaCheck
 from streams.settings import Settings
 from streams.worker.app import WorkerApp, build, changelog_topic
 from streams.worker.topics import ensure_topics, partition_counts
@@ -37,7 +37,8 @@ class WorkerError(RuntimeError):
 def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None,
             catalog: Catalog | None = None) -> WorkerApp:
     catalog = catalog or load_catalog(settings.catalog)
-    ensure_topics(settings, catalog)
+    create = settings.create_topics   # else the admin created them (streams.access.topics)
+    ensure_topics(settings, catalog, create=create)
     counts = partition_counts(settings, catalog.input_topics())
     tables: dict[str, int] = {}
     for table, kinds in catalog.state_groups().items():
@@ -48,7 +49,7 @@ def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None,
                               f"one table ({table})")
         tables[table] = next(iter(found.values())) or settings.topic_partitions
         ensure_topics(settings, catalog, changelogs=[changelog_topic(settings, table)],
-                      partitions=tables[table])
+                      partitions=tables[table], create=create)
     return build(settings, metrics, policy=policy, catalog=catalog,
                  partitions=max(tables.values(), default=settings.topic_partitions),
                  table_partitions=tables)
@@ -64,7 +65,7 @@ def _readiness(worker: WorkerApp) -> dict[str, Any]:
     inputs = [settings.topic(kind.input.name) for kind in worker.catalog.processed]
     return {"kafka": KafkaCheck(settings.bootstrap, config=clients.kafka_config(settings),
                                 topics=inputs),
-            "registry": RegistryCheck(settings.registry_url), "reference_data": reference}
+            "registry": clients.registry_check(settings), "reference_data": reference}
 
 
 def run_worker(settings: Settings, *, duration: float | None = None,

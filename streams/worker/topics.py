@@ -1,6 +1,8 @@
-"""Create the pipeline's topics (every topic of the catalog) if they are missing: partitions
-from the settings, replication 1, compaction where the catalog says. Existing topics are left
-alone."""
+"""Create the pipeline's topics (every topic of the catalog) if they are missing, or check
+that they exist: partitions from the settings, replication 1, compaction where the catalog
+says, and each topic's largest message from the policy (inputs: ``max_message_bytes``;
+everything the worker writes, and its changelogs: ``max_output_bytes``). Existing topics
+are left alone."""
 
 from __future__ import annotations
 
@@ -11,33 +13,57 @@ from collections.abc import Iterable
 from schemas.catalog import default_catalog
 from schemas.catalog.model import Catalog
 from streams import clients
+from streams.policy import Limits, load_policy
 from streams.settings import Settings
 
 log = logging.getLogger(__name__)
+BATCH_OVERHEAD = 64 * 1024   # a record batch's own bytes around one message
+
+
+class MissingTopicsError(RuntimeError):
+    """Topics this process needs do not exist, and it may not create them."""
+
+
+def topic_config(catalog: Catalog, limits: Limits) -> dict[str, dict[str, str]]:
+    """Logical topic -> its topic configuration."""
+    inputs = set(catalog.input_topics())
+    out = {}
+    for topic in catalog.all_topics():
+        size = limits.max_message_bytes if topic.name in inputs else limits.max_output_bytes
+        config = {"max.message.bytes": str(size + BATCH_OVERHEAD)}
+        if topic.compacted:
+            config["cleanup.policy"] = "compact"
+        out[topic.name] = config
+    return out
 
 
 def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: float = 30.0,
-                  changelogs: Iterable[str] = (), partitions: int | None = None) -> list[str]:
+                  changelogs: Iterable[str] = (), partitions: int | None = None,
+                  create: bool = True, needed: Iterable[str] | None = None) -> list[str]:
     """Create missing topics; returns the names created. ``changelogs`` are faust table
     changelog topics (compacted) created up front: faust creates them itself right before
     joining the group, and a topic the broker has not yet published in its metadata at that
-    moment is left out of the assignment (PartitionsMismatch on the first table write)."""
+    moment is left out of the assignment (PartitionsMismatch on the first table write).
+    ``create=False`` (a least-privilege identity) only checks that they all exist and raises
+    :class:`MissingTopicsError` naming the missing ones (of ``needed``, logical names, if
+    given: a least-privilege identity sees only the topics it may use)."""
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import NewTopic
 
+    catalog = catalog or default_catalog()
     admin = clients.admin(settings)
     existing = set(admin.list_topics(timeout=timeout).topics)
+    if not create:
+        _require(settings, catalog, existing, changelogs, needed)
+        return []
+    limits = load_policy(settings.policy_file or None).limits
     count = partitions or settings.topic_partitions
-    wanted = []
-    catalog = catalog or default_catalog()
-    specs = [(settings.topic(topic.name), topic.compacted) for topic in catalog.all_topics()]
-    specs += [(name, True) for name in changelogs]
-    for name, compacted in specs:
-        if name in existing:
-            continue
-        config = {"cleanup.policy": "compact"} if compacted else {}
-        wanted.append(NewTopic(name, num_partitions=count, replication_factor=1,
-                               config=config))
+    configs = topic_config(catalog, limits)
+    specs = [(settings.topic(name), config) for name, config in configs.items()]
+    specs += [(name, {"cleanup.policy": "compact", "max.message.bytes":
+                      str(limits.max_output_bytes + BATCH_OVERHEAD)}) for name in changelogs]
+    wanted = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
+              for name, config in specs if name not in existing]
     created: list[str] = []
     if not wanted:
         return created
@@ -52,6 +78,19 @@ def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: f
         log.info("created topics: %s", ", ".join(sorted(created)))
         _await_metadata(admin, set(created), timeout)
     return created
+
+
+def _require(settings: Settings, catalog: Catalog, existing: set[str],
+             changelogs: Iterable[str], needed: Iterable[str] | None) -> None:
+    logical = [t.name for t in catalog.all_topics()] if needed is None else list(needed)
+    names = [settings.topic(name) for name in logical] + list(changelogs)
+    missing = [name for name in names if name not in existing]
+    if missing:
+        raise MissingTopicsError(
+            f"topics missing on {settings.bootstrap} (or not visible to "
+            f"{settings.kafka_username or settings.identity!r}): {', '.join(missing)}; "
+            "create them as the admin (`ebi stack up`, or `ebi access apply` on an existing "
+            "cluster), or set create_topics = true for an identity that may create topics")
 
 
 def _await_metadata(admin: object, names: set[str], timeout: float) -> None:

@@ -3,17 +3,27 @@
 Every session gets its own data directory, free loopback ports, a unique topic prefix and a
 fresh ClickHouse database. A service that cannot start fails the tests that need it: it is
 never skipped (CI sets EBI_REQUIRE_SERVICES=1 and expects exactly that).
+
+The stack is the secured one (docs/security.md): Kafka SASL_SSL with SCRAM users and ACLs,
+the registry over HTTPS with basic auth, ClickHouse with passwords. The fixtures provision
+topics, users and ACLs as the admin; ``settings`` is the admin identity with its login given
+explicitly (so a test may move ``data_dir``), and :func:`as_principal` gives the settings of
+another principal of deploy/access/local.toml. Subprocesses get their login through EBI_*
+variables (:func:`security_env`; passwords as ``*_FILE``). At the end of the session no
+generated password may appear in any log under the data dir.
 """
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from streams.settings import Settings
+from streams.credentials import all_passwords, read_credentials
+from streams.settings import Secret, Settings
 from streams.stack.process import StackError, free_port
 from tests.integration.webhook import WebhookReceiver
 
@@ -34,7 +44,7 @@ def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
     return Settings(
         data_dir=data_dir,
         kafka_port=free_port(), kafka_controller_port=free_port(),
-        registry_port=free_port(), clickhouse_tcp_port=free_port(),
+        kafka_broker_port=free_port(), registry_port=free_port(), clickhouse_tcp_port=free_port(),
         clickhouse_http_port=free_port(), topic_prefix=f"it{RUN_ID}.",
         topic_partitions=4, worker_id=f"ebi-it-{RUN_ID}", sink_group=f"ebi-it-sink-{RUN_ID}",
         clickhouse_url=f"chdb://{data_dir / 'chdb'}",
@@ -49,6 +59,8 @@ def kafka_bootstrap(stack_settings: Settings) -> Iterator[str]:
     _start(kafka, "Kafka")
     yield kafka.address
     kafka.down()
+    leaked = leaked_passwords(stack_settings.data_dir)
+    assert not leaked, f"generated passwords appear in logs: {leaked}"
 
 
 @pytest.fixture(scope="session")
@@ -64,13 +76,15 @@ def registry_url(stack_settings: Settings, kafka_bootstrap: str) -> Iterator[str
 @pytest.fixture(scope="session")
 def clickhouse_server_url(stack_settings: Settings) -> Iterator[str]:
     """A real clickhouse-server (Debian's package) with a fresh database for this session."""
+    from sinks.clickhouse.config import login_url
     from streams.stack.clickhouse import ClickHouseServer
 
     port = stack_settings.clickhouse_tcp_port
     url = f"clickhouse://127.0.0.1:{port}/it_{RUN_ID}"
     server = ClickHouseServer(stack_settings.replace(clickhouse_url=url))
     _start(server, "ClickHouse server")
-    yield url
+    # the URL carries ebi_admin's login (never printed: messages use display_url)
+    yield login_url(stack_settings.replace(clickhouse_url=url))
     server.down()
 
 
@@ -87,10 +101,77 @@ def clickhouse_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture(scope="session")
-def settings(stack_settings: Settings, kafka_bootstrap: str, registry_url: str) -> Settings:
-    """Settings for code under test: Kafka and the registry as running external services."""
-    return stack_settings.replace(kafka_bootstrap=kafka_bootstrap,
-                                  schema_registry_url=registry_url)
+def provisioned(stack_settings: Settings, kafka_bootstrap: str, registry_url: str) -> Settings:
+    """The session's topics and ACLs, created as the admin; returns the admin's settings."""
+    from streams.access.provision import provision
+
+    admin = as_principal(stack_settings.replace(kafka_bootstrap=kafka_bootstrap,
+                                                schema_registry_url=registry_url), "admin")
+    try:
+        provision(admin)
+    except Exception as exc:
+        pytest.fail(f"provisioning topics and ACLs as admin failed: {exc}", pytrace=False)
+    return admin
+
+
+@pytest.fixture(scope="session")
+def settings(provisioned: Settings) -> Settings:
+    """Settings for code under test: Kafka and the registry as running external services,
+    as the admin (a super user: tests create their own topics), and the worker and the sink
+    started by tests create what they need (``create_topics``)."""
+    return provisioned.replace(create_topics=True)
+
+
+def as_principal(settings: Settings, principal: str) -> Settings:
+    """``settings`` with the explicit login of ``principal`` (the session's generated
+    password, the local CA) for Kafka and the registry."""
+    table = read_credentials(settings.data_dir).get("principals", {})
+    assert principal in table, f"no generated credentials for {principal!r}"
+    ca = str(settings.data_dir / "secrets" / "ca.pem")
+    return settings.replace(identity=principal, kafka_username=principal,
+                            kafka_password=Secret(table[principal]), kafka_ca_file=ca,
+                            registry_username=principal,
+                            registry_password=Secret(table[principal]), registry_ca_file=ca)
+
+
+def security_env(settings: Settings) -> dict[str, str]:
+    """EBI_* variables that hand a subprocess the login of ``settings`` (passwords in files
+    readable by the owner only, as a deployment would mount them)."""
+    env = {"EBI_KAFKA_SECURITY": settings.kafka_security, "EBI_IDENTITY": settings.identity,
+           "EBI_CREATE_TOPICS": "1" if settings.create_topics else "0"}
+    secrets = settings.data_dir / "secrets"
+    secrets.mkdir(mode=0o700, exist_ok=True)
+    for name in ("kafka", "registry"):
+        user = getattr(settings, f"{name}_username")
+        if not user:
+            continue
+        path = secrets / f"{name}-{user}.password"
+        if not path.exists():
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(getattr(settings, f"{name}_password").reveal())
+        env.update({f"EBI_{name.upper()}_USERNAME": user,
+                    f"EBI_{name.upper()}_PASSWORD_FILE": str(path),
+                    f"EBI_{name.upper()}_CA_FILE": getattr(settings, f"{name}_ca_file")})
+    return env
+
+
+def leaked_passwords(data_dir: Path) -> list[str]:
+    """Files under ``data_dir`` other than the secrets that contain a generated password."""
+    passwords = [p for p in all_passwords(data_dir) if p]
+    found = []
+    for path in data_dir.rglob("*"):
+        if not path.is_file() or "secrets" in path.relative_to(data_dir).parts:
+            continue
+        if path.suffix not in (".log", ".txt", ".out", ".err", ".jsonl") and \
+                "log" not in path.relative_to(data_dir).parts[:1]:
+            continue
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        found += [f"{path}" for p in passwords if p in text]
+    return sorted(set(found))
 
 
 def unique(name: str) -> str:

@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from schemas.catalog import default_catalog
 from schemas.codec import AvroSerializer
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.kafkaio import Coordinates, publish
 from streams.policy import load_policy
 from streams.settings import Settings
@@ -69,7 +69,7 @@ def _publish_paced(settings: Settings, config: SimConfig, seconds: float,
                    chunks: int = 20) -> tuple[Simulator, list[Coordinates]]:
     """Registrations first, then the traffic in ``chunks`` spread over ``seconds``."""
     ensure_topics(settings)
-    registry = SchemaRegistry(settings.registry_url)
+    registry = clients.registry(settings)
     header = AvroSerializer(registry).header
     sim = Simulator(config, load_policy(settings.policy_file or None),
                     header=lambda t: header(settings.topic(t), CATALOG.topic(t).record))

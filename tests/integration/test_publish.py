@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
 
 from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.cli import publish
 from streams.settings import Settings
-from tests.integration.conftest import unique
+from tests.integration.conftest import security_env, unique
 
 CATALOG = default_catalog()
 SCHEMAS = CATALOG.schemas
@@ -34,10 +33,9 @@ def run(settings: Settings, *argv: str) -> int:
 def consume(settings: Settings, topic: str, expected: int,
             errors: list[str] | None = None) -> list[tuple[bytes | None, Any]]:
     full = settings.topic(topic)
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": unique("pub"),
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = clients.consumer(settings, unique("pub"), **{"auto.offset.reset": "earliest"})
     consumer.subscribe([full])
-    decode = AvroDeserializer(SchemaRegistry(settings.registry_url))
+    decode = AvroDeserializer(clients.registry(settings))
     ctx = SerializationContext(full, CATALOG.topic(topic).record)
     out: list[tuple[bytes | None, Any]] = []
     deadline = time.monotonic() + 30
@@ -125,6 +123,9 @@ def test_regional_incident_example(settings: Settings, monkeypatch: pytest.Monke
     monkeypatch.setenv("EBI_KAFKA_BOOTSTRAP", mine.bootstrap)
     monkeypatch.setenv("EBI_SCHEMA_REGISTRY_URL", mine.registry_url)
     monkeypatch.setenv("EBI_TOPIC_PREFIX", mine.topic_prefix)
+    monkeypatch.setenv("EBI_DATA_DIR", str(mine.data_dir))
+    for key, value in security_env(mine).items():   # its login, as a deployment gives it
+        monkeypatch.setenv(key, value)
     spec = importlib.util.spec_from_file_location(
         "regional_incident_report", EXAMPLES / "regional_incident_report.py")
     assert spec is not None and spec.loader is not None

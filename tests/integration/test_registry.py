@@ -14,6 +14,7 @@ import pytest
 from schemas import compat
 from schemas.catalog import default_catalog, subject
 from schemas.registry import COMPATIBILITY, SchemaRegistry
+from streams import clients
 from streams.cli import schemas as schemas_cli
 from streams.settings import Settings
 from tests.integration.conftest import unique
@@ -48,8 +49,8 @@ def decode(registry: SchemaRegistry, data: bytes, reader: dict[str, Any]) -> Any
                                       fastavro.parse_schema(reader, named_schemas={}))
 
 
-def test_evolution_rules(registry_url: str) -> None:
-    registry = SchemaRegistry(registry_url)
+def test_evolution_rules(settings: Settings) -> None:
+    registry = clients.registry(settings)
     subj = unique("it-compat") + "-value"
     v1 = heartbeat_v1()
     id1 = registry.register(subj, json.dumps(v1))
@@ -94,7 +95,7 @@ def test_evolution_rules(registry_url: str) -> None:
 def test_register_and_check_commands(settings: Settings,
                                      capsys: pytest.CaptureFixture[str]) -> None:
     mine = settings.replace(topic_prefix=unique("reg") + ".")
-    registry = SchemaRegistry(mine.registry_url)
+    registry = clients.registry(mine)
     assert schemas_cli.register(mine, registry, TOPIC_NAMES) == 0
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == len(TOPIC_NAMES)

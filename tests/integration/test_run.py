@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from streams.credentials import all_passwords
 from streams.stack.process import free_port
+from tests.integration.conftest import leaked_passwords
 
 pytestmark = pytest.mark.integration
 
@@ -26,13 +28,20 @@ def test_run_brings_the_stack_up_and_down_and_keeps_the_data(tmp_path: Path) -> 
     env.update({
         "EBI_DATA_DIR": str(tmp_path / "var"),
         "EBI_KAFKA_PORT": str(free_port()), "EBI_KAFKA_CONTROLLER_PORT": str(free_port()),
-        "EBI_REGISTRY_PORT": str(free_port()),
+        "EBI_KAFKA_BROKER_PORT": str(free_port()), "EBI_REGISTRY_PORT": str(free_port()),
     })
     done = _ebi(["run", "--duration", "12", "--rate", "1000"], env, timeout=300)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "no service process left" in done.stdout
     status = _ebi(["stack", "status"], env, timeout=60)
     assert "local processes: none running" in status.stdout
+    # the worker, the sink and the simulator ran as their own principals on the secured
+    # stack; no generated password is in any log nor in the status output
+    leaked = leaked_passwords(tmp_path / "var")
+    assert not leaked, leaked
+    passwords = all_passwords(tmp_path / "var")
+    assert len(passwords) >= 10
+    assert not [p for p in passwords if p in status.stdout + done.stdout + done.stderr]
     query = _ebi(["query", "--format", "csv", "SELECT count() FROM readings"], env, timeout=60)
     assert query.returncode == 0, query.stderr
     assert int(query.stdout.strip().splitlines()[-1]) > 0

@@ -18,8 +18,10 @@ from sinks.clickhouse import Backend
 from sinks.clickhouse.encoding import Envelope, EnvelopeDecoder, TableEncoder
 from sinks.clickhouse.schema import table_specs
 from sinks.clickhouse.sink import ClickHouseSink
+from streams import clients
 from streams.metrics import Metrics
 from streams.settings import Settings
+from tests.integration.conftest import security_env
 
 CATALOG = default_catalog()
 SCHEMAS = CATALOG.schemas
@@ -65,13 +67,8 @@ def load_in_process(backend: Backend, records: dict[str, list[dict[str, Any]]],
 def produce(settings: Settings, logical: str, records: list[dict[str, Any]],
             partition_of: Callable[[dict[str, Any]], int] | None = None) -> None:
     """Publish records to the clean topic ``logical`` (Avro, Confluent framing)."""
-    from confluent_kafka import Producer
-
-    from schemas.registry import SchemaRegistry
-
-    serializer = AvroSerializer(SchemaRegistry(settings.registry_url))
-    producer = Producer({"bootstrap.servers": settings.bootstrap, "linger.ms": 20,
-                         "enable.idempotence": True})
+    serializer = AvroSerializer(clients.registry(settings))
+    producer = clients.producer(settings, **{"linger.ms": 20, "enable.idempotence": True})
     topic = settings.topic(logical)
     spec = CATALOG.topic(logical)
     for r in records:
@@ -88,10 +85,8 @@ def produce(settings: Settings, logical: str, records: list[dict[str, Any]],
 def produce_raw(settings: Settings, logical: str, values: list[bytes],
                 partition: int = 0) -> list[int]:
     """Publish opaque messages to an input topic; returns their offsets."""
-    from confluent_kafka import Producer
-
     offsets: list[int] = []
-    producer = Producer({"bootstrap.servers": settings.bootstrap})
+    producer = clients.producer(settings)
     for value in values:
         producer.produce(settings.topic(logical), value, partition=partition,
                          on_delivery=lambda err, msg: offsets.append(int(msg.offset() or 0)))
@@ -116,6 +111,7 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
         "EBI_SINK_BATCH_ROWS": str(settings.sink_batch_rows),
         "EBI_SINK_BATCH_SECONDS": str(settings.sink_batch_seconds),
         "EBI_LOG_LEVEL": "INFO", "EBI_CATALOG": settings.catalog,
+        **security_env(settings),
     })
     env.update(extra)
     return env
@@ -145,10 +141,9 @@ def wait_exit(proc: subprocess.Popen[str], timeout: float) -> str:
 
 def committed(settings: Settings, logical: str) -> int:
     """Sum of the sink group's committed offsets on a clean topic."""
-    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka import TopicPartition
 
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap,
-                         "group.id": settings.sink_group, "enable.auto.commit": False})
+    consumer = clients.consumer(settings, settings.sink_group)
     try:
         topic = settings.topic(logical)
         parts = consumer.list_topics(topic, timeout=10).topics[topic].partitions

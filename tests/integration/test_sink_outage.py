@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from sinks.clickhouse import ClickHouseError, connect
+from sinks.clickhouse.config import login_url
 from streams.settings import Settings
 from streams.stack.clickhouse import ClickHouseServer
 from streams.stack.process import free_port
@@ -73,6 +74,7 @@ def test_clickhouse_outage_pauses_and_loses_nothing(settings: Settings,
                          metrics_port=free_port())
     server = ClickHouseServer(s)
     server.up()
+    url = login_url(s)   # ebi_admin's login of this private server
     sink = None
     try:
         ensure_topics(s)

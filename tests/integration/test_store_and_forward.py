@@ -10,14 +10,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from confluent_kafka import Consumer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from schemas.codec import AvroDeserializer, SerializationContext
 from schemas.registry import InMemoryRegistry
+from streams import clients
+from streams.access.declaration import load_declaration
 from streams.publisher import GatewayPublisher
 from streams.settings import Settings
 from streams.stack.kafka import Kafka
+from streams.stack.pki import ensure_credentials, ensure_pki
 from streams.stack.process import free_port
 from tests.integration.conftest import unique
 
@@ -34,8 +36,7 @@ def envelope(gateway: str, n: int, size: int = 10) -> dict[str, Any]:
 
 def consume(settings: Settings, topic: str, registry: InMemoryRegistry,
             expected: int) -> list[str]:
-    consumer = Consumer({"bootstrap.servers": settings.bootstrap, "group.id": unique("sf"),
-                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    consumer = clients.consumer(settings, unique("sf"), **{"auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     decode = AvroDeserializer(registry)
     ctx = SerializationContext(topic, "TelemetryBatch")
@@ -56,7 +57,11 @@ def consume(settings: Settings, topic: str, registry: InMemoryRegistry,
 def test_publish_while_broker_is_down(stack_settings: Settings, tmp_path: Path) -> None:
     settings = stack_settings.replace(
         data_dir=tmp_path / "kafka-private", kafka_port=free_port(),
-        kafka_controller_port=free_port(), topic_prefix=unique("sf") + ".", kafka_bootstrap="")
+        kafka_controller_port=free_port(), kafka_broker_port=free_port(),
+        topic_prefix=unique("sf") + ".", kafka_bootstrap="")
+    # the gateway's login and the CA exist before its broker does (provisioned up front)
+    ensure_pki(settings.data_dir)
+    ensure_credentials(settings.data_dir, load_declaration().principals)
     registry = InMemoryRegistry()
     spool = tmp_path / "spool"
     quick: dict[str, Any] = {"reconnect.backoff.max.ms": 1000, "message.timeout.ms": 60_000}
@@ -80,7 +85,7 @@ def test_publish_while_broker_is_down(stack_settings: Settings, tmp_path: Path) 
         # 3. The broker comes up: everything is delivered and acknowledged.
         kafka.up()
         topic = settings.topic("telemetry")
-        admin = AdminClient({"bootstrap.servers": settings.bootstrap})
+        admin = clients.admin(settings)
         for future in admin.create_topics([NewTopic(topic, 4, 1)]).values():
             try:
                 future.result(30)

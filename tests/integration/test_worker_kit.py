@@ -17,12 +17,13 @@ from typing import Any
 
 from schemas.catalog import default_catalog
 from schemas.columns import rows
-from schemas.registry import SchemaRegistry
+from streams import clients
 from streams.kafkaio import Coordinates, OutputReader, publish
 from streams.policy import load_policy
 from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
 from streams.worker.topics import ensure_topics
+from tests.integration.conftest import security_env
 
 CATALOG = default_catalog()
 OUTPUTS = tuple(t.name for t in CATALOG.worker_outputs())
@@ -40,6 +41,7 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
         "EBI_TOPIC_PARTITIONS": str(settings.topic_partitions), "EBI_METRICS_PORT": "0",
         "EBI_POLICY_FILE": settings.policy_file, "EBI_LOG_LEVEL": "INFO",
         "EBI_CATALOG": settings.catalog,
+        **security_env(settings),
     })
     return env
 
@@ -117,7 +119,7 @@ def simulate(settings: Settings, config: SimConfig) -> tuple[Simulator, list[Any
     """Run the simulator (simulated time already in the past, so nothing is 'from the
     future') and publish everything as fast as possible."""
     ensure_topics(settings)
-    registry = SchemaRegistry(settings.registry_url)
+    registry = clients.registry(settings)
     from schemas.codec import AvroSerializer
 
     header = AvroSerializer(registry).header
@@ -140,7 +142,7 @@ class PacedPublisher:
         import threading
 
         ensure_topics(settings)
-        registry = SchemaRegistry(settings.registry_url)
+        registry = clients.registry(settings)
         self.sim = Simulator(config, load_policy(settings.policy_file or None))
         events = list(self.sim)
         publish(settings, registry, [(t, k, v) for t, k, v, _ in events
@@ -196,7 +198,7 @@ def past_config(**overrides: Any) -> SimConfig:
 
 
 def reader(settings: Settings) -> OutputReader:
-    return OutputReader(settings, SchemaRegistry(settings.registry_url), OUTPUTS)
+    return OutputReader(settings, clients.registry(settings), OUTPUTS)
 
 
 def ledger_sources(outputs: OutputReader) -> Counter[tuple[str, int, int]]:

@@ -8,7 +8,7 @@ from schemas.catalog import default_catalog
 from schemas.codec import AvroDeserializer, SerializationContext
 from schemas.registry import InMemoryRegistry
 from streams.publisher import GatewayPublisher, producer_config
-from streams.settings import Settings
+from streams.settings import Secret, Settings
 
 CATALOG = default_catalog()
 SCHEMAS = CATALOG.schemas
@@ -55,8 +55,10 @@ def reading(i: int) -> dict:
 
 
 def test_config_is_idempotent_acks_all_compressed() -> None:
-    config = producer_config(Settings(kafka_bootstrap="b:9092"))
+    config = producer_config(Settings(kafka_bootstrap="b:9092", kafka_username="gw-1",
+                                      kafka_password=Secret("pw")))
     assert config["enable.idempotence"] is True and config["acks"] == "all"
+    assert config["security.protocol"] == "SASL_SSL" and config["sasl.username"] == "gw-1"
     assert config["compression.type"] in ("zstd", "lz4")
     assert config["bootstrap.servers"] == "b:9092"
 
