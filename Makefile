@@ -35,8 +35,12 @@ test: venv system-deps k8s-tools ## what CI runs: ruff, mypy, schema gate, unit 
 	$(BIN)/mypy
 	$(BIN)/ebi schemas check --released
 	$(BIN)/pytest tests/unit -q $(PYTEST_ARGS)
+	$(BIN)/pytest tests/fuzz -q $(PYTEST_ARGS)
 	$(BIN)/pytest tests/integration -q -x $(PYTEST_ARGS)
 	bash deploy/prometheus/test-rules.sh
+
+fuzz: venv ## the fuzz suite at length (hypothesis profile "long"; make test runs it bounded)
+	EBI_FUZZ_PROFILE=long $(BIN)/pytest tests/fuzz -q $(PYTEST_ARGS)
 
 check: test ## the same as CI: make test
 
@@ -74,5 +78,5 @@ clean: ## stop the stack and remove var/ (all local data)
 	-@test -x $(BIN)/ebi && $(BIN)/ebi stack down
 	rm -rf var
 
-.PHONY: help venv system-deps k8s-tools k8s-validate run test check unit integration lint bench stack-up \
-	stack-down clean
+.PHONY: help venv system-deps k8s-tools k8s-validate run test check fuzz unit integration lint \
+	bench stack-up stack-down clean

@@ -24,6 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("streams.cli.report", "print the analyst summary for a time range"),
     "reconcile": ("streams.cli.reconcile", "compare what Kafka holds with what ClickHouse holds"),
     "canary": ("streams.cli.canary", "run a tagged synthetic scenario through the live pipeline"),
+    "dead-letters": ("streams.cli.deadletters", "replay dead letters once their cause is fixed"),
     "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager (alarms forward)"),
     "run": ("streams.cli.run", "the main job: stack, worker, sink and simulator together"),
     "access": ("streams.cli.access", "apply or show who may read and write which topics"),

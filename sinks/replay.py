@@ -1,0 +1,71 @@
+"""Dead letters to replay: selected from ClickHouse with their original bytes.
+
+A dead letter keeps what is needed to send its record again once the cause is fixed (a
+sensor registered late, a registry restored, a bug fixed): the source topic and key, and
+the bytes — the whole input message (Confluent-framed Avro) for a message rejected as a
+whole, or for one rejected reading the reading alone as a one-reading envelope in JSON.
+:func:`select` picks them by reason code, input topic and time range, one per distinct
+payload of an input message, oldest first.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+from sinks.clickhouse.backend import Backend
+
+
+@dataclass(frozen=True)
+class DeadLetterRow:
+    source_topic: str        # full topic name
+    source_partition: int
+    source_offset: int
+    key: bytes | None
+    value: bytes
+    error_code: str
+    record_index: int | None
+    failed_at: int           # epoch seconds
+
+    @property
+    def coordinates(self) -> str:
+        return f"{self.source_topic}/{self.source_partition}/{self.source_offset}"
+
+    @property
+    def framed(self) -> bool:
+        """The bytes are a Confluent-framed message (not a reading alone)."""
+        return self.value[:1] == b"\x00"
+
+
+def _q(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _time(value: dt.datetime) -> str:
+    return f"toDateTime('{value.astimezone(dt.UTC).strftime('%Y-%m-%d %H:%M:%S')}', 'UTC')"
+
+
+def select(backend: Backend, topics: list[str], reasons: list[str] | None = None,
+           since: dt.datetime | None = None, until: dt.datetime | None = None,
+           limit: int = 100_000) -> list[DeadLetterRow]:
+    """Dead letters of the given input topics (full names) written by the worker (stages
+    decode and validate: what the sink rejected is not an input), by reason and time."""
+    where = [f"source_topic IN ({', '.join(_q(t) for t in topics)})",
+             "stage IN ('decode', 'validate')", "length(value) > 0"]
+    if reasons:
+        where.append(f"error_code IN ({', '.join(_q(r) for r in reasons)})")
+    if since is not None:
+        where.append(f"failed_at >= {_time(since)}")
+    if until is not None:
+        where.append(f"failed_at < {_time(until)}")
+    rows = backend.query(f"""
+SELECT source_topic, source_partition, source_offset, hex(ifNull(key, '')), hex(value),
+       any(error_code), min(record_index), toUInt32(toUnixTimestamp(min(failed_at)))
+FROM dead_letters WHERE {' AND '.join(where)}
+GROUP BY source_topic, source_partition, source_offset, key, value
+ORDER BY min(failed_at), source_topic, source_partition, source_offset
+LIMIT {int(limit)}""").rows
+    return [DeadLetterRow(str(t), int(p), int(o), bytes.fromhex(str(k)) or None,
+                          bytes.fromhex(str(v)), str(code),
+                          None if index is None else int(index), int(at))
+            for t, p, o, k, v, code, index, at in rows]
