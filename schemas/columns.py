@@ -74,3 +74,17 @@ def columnar(readings: list[Record]) -> Record:
                       if any(r.get(name, FLAG_DEFAULTS[name]) != FLAG_DEFAULTS[name]
                              for name in FLAG_FIELDS)]
     return batch
+
+
+def keep(batch: Record, wanted: list[bool]) -> Record:
+    """``batch`` with only the readings whose entry in ``wanted`` is true (flags re-indexed)."""
+    out = dict(batch)
+    for name in READING_FIELDS:
+        out[name] = [v for v, k in zip(batch[name], wanted, strict=True) if k]
+    new_index, n = [], 0
+    for k in wanted:
+        new_index.append(n if k else -1)
+        n += k
+    out["flags"] = [{**f, "index": new_index[f["index"]]} for f in batch.get("flags", ())
+                    if wanted[f["index"]]]
+    return out

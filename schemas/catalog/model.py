@@ -50,13 +50,17 @@ class Table:
     """The ClickHouse table a topic is written to (columns generated from the Avro record).
 
     ``columnar``: the record's top-level arrays are parallel per-row columns (one row per
-    entry). ``skip``: fields not stored. ``event_time``: the field the end-to-end latency is
+    entry); ``row_id`` names the per-row id: of a record marked ``recheck`` (its rows may be
+    stored already) the sink stores only rows whose id the table does not hold yet.
+    ``skip``: fields not stored. ``event_time``: the field the end-to-end latency is
     measured from. ``views``: analyst views over the table."""
 
     name: str
     order_by: tuple[str, ...]
     partition_by: str = ""
     columnar: bool = False
+    row_id: str = ""               # columnar: the per-row id (rows the sink rechecks by it)
+    row_time: str = ""             # columnar: the per-row time (narrows that lookup)
     skip: frozenset[str] = frozenset()
     event_time: str = ""
     views: tuple[View, ...] = ()

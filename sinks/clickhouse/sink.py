@@ -36,7 +36,8 @@ from sinks.clickhouse.backend import (
 )
 from sinks.clickhouse.encoding import Columns, Envelope, TableEncoder, take
 from sinks.clickhouse.ledger import LEDGER_TYPES, LedgerRows, already_recorded
-from sinks.clickhouse.schema import table_specs
+from sinks.clickhouse.recheck import recheck
+from sinks.clickhouse.schema import TableSpec, table_specs
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
@@ -153,6 +154,8 @@ class ClickHouseSink(BatchingSink):
                 in_batch.add(source)
                 ledgered.append(envelope)
             kept.append(envelope)
+        kept = self._recheck(kept)
+        ledgered = [e for e in kept if self.ledger.source_of(e) is not None]
         by_table: dict[str, list[Envelope]] = {}
         for envelope in kept:
             if envelope.record.get("duplicate"):
@@ -185,6 +188,20 @@ class ClickHouseSink(BatchingSink):
             f"{envelope.topic}[{envelope.partition}]@{envelope.offset}: {error}", "sink",
             time.time_ns() // 1_000_000, tag=envelope.record.get("tag")),
             envelope.topic, envelope.partition, envelope.offset, self.dead_table)
+
+    def _recheck(self, envelopes: list[Envelope]) -> list[Envelope]:
+        """Rows of envelopes marked ``recheck`` that are stored already are dropped."""
+        for spec in self.specs.values():
+            mine = [e for e in envelopes if e.table == spec.name]
+            if not spec.table.row_id or not any(e.record.get("recheck") for e in mine):
+                continue
+
+            def check(spec: TableSpec = spec, mine: list[Envelope] = mine) -> list[Envelope]:
+                return recheck(self.backend, spec, mine)
+
+            checked = iter(self._call(spec.name, check))
+            envelopes = [next(checked) if e.table == spec.name else e for e in envelopes]
+        return envelopes
 
     def _insert_table(self, table: str, envelopes: list[Envelope], version: int, now_s: int,
                       rejected: dict[int, int]) -> list[Envelope]:

@@ -163,7 +163,7 @@ class TelemetryProcessor:
 
     def _readings(self, env: Record, source: Source, key: bytes | None, value: bytes,
                   state: GatewayState, arrival: int, now_ms: int, tag: str | None,
-                  out: Outputs) -> tuple[dict[str, list[Any]], int, int, dict[str, int]]:
+                  out: Outputs) -> tuple[dict[str, Any], int, int, dict[str, int]]:
         gateway_id = env["gateway_id"]
         sensors = self.reference.sensors
         limits = self.limits
@@ -173,12 +173,15 @@ class TelemetryProcessor:
         sensor_states = state["sensors"]
         packed = source.packed
         score = self.scorer.score
+        ring_size = self.ring_size
         readings = env["readings"]
         ids = [r["reading_id"] for r in readings]
         repeats = len(set(ids)) != len(ids)   # an id twice in this envelope (rare)
         seen: set[str] = set()
-        # sensor id -> (its state, the hashed ids of its ring, ids of this envelope to add)
-        open_rings: dict[str, tuple[SensorState, set[int], list[int]]] = {}
+        # sensor id -> (its state, the hashed ids of its ring, ids of this envelope to add,
+        # the newest event time the ring may have forgotten: 0 while the ring holds all)
+        open_rings: dict[str, tuple[SensorState, set[int], list[int], int]] = {}
+        recheck = False
         id_hash, source_of = dedup.id_hash, dedup.source_of
         columns = empty_columns()
         c_id, c_sensor, c_metric, c_value, c_unit, c_quality, c_time, c_lag = columns.values()
@@ -209,12 +212,15 @@ class TelemetryProcessor:
                 st = sensor_states.get(sid)
                 if st is None:
                     st = sensor_states[sid] = new_sensor_state()
-                opened = open_rings[sid] = (st, set(st["recent_ids"]), [])
-            st, ring, fresh = opened
+                forgot = st["last_event_time"] if len(st["recent_ids"]) >= ring_size else 0
+                opened = open_rings[sid] = (st, set(st["recent_ids"]), [], forgot)
+            st, ring, fresh, forgot = opened
             hashed = id_hash(rid)
             if hashed in ring and source_of(st, hashed) != packed:
                 duplicates += 1
                 continue
+            if et <= forgot:    # as old as what the ring may have forgotten: the sink checks
+                recheck = True
             fresh.append(hashed)
             lag = arrival - et
             quality = r["quality"]
@@ -244,7 +250,7 @@ class TelemetryProcessor:
                               "anomalies": codes or []})
         out.dead_letters += rejects.dead_letters()
         cutoff = arrival - self.horizon_ms
-        for st, _, new in open_rings.values():
+        for st, _, new, _ in open_rings.values():
             if new:
                 dedup.remember(st, new, packed, arrival, self.ring_size, cutoff)
         if late_alert:
@@ -255,7 +261,7 @@ class TelemetryProcessor:
                 "taken", enterprise_id=env["enterprise_id"],
                 region_code=self.reference.region_of(env["enterprise_id"]),
                 value=max(late_alert) / 1000, id_extra=str(env["sequence"]), tag=tag))
-        return {**columns, "flags": flags}, duplicates, late, anomalies
+        return {**columns, "flags": flags, "recheck": recheck}, duplicates, late, anomalies
 
     def _reading_alert(self, alert_type: str, r: Record, sensor: Any, env: Record,
                        st: SensorState, now_ms: int) -> Record:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -35,6 +36,11 @@ class FakeBackend:
                     for t, p, o in zip(cols["source_topic"], cols["source_partition"],
                                        cols["source_offset"], strict=True)]
             return QueryResult(["t", "p", "o"], [], rows)
+        if sql.startswith("SELECT DISTINCT reading_id FROM readings_raw"):
+            wanted = set(re.findall(r"'([^']*)'", sql.split(" IN (", 1)[1]))
+            return QueryResult(["reading_id"], [], [(r["reading_id"],) for r in
+                                                    self.rows("readings_raw")
+                                                    if r["reading_id"] in wanted])
         if "system.columns" in sql:
             return QueryResult(["table", "name"], [], [
                 (t, c) for t, cols in self.columns.items() for c in cols])

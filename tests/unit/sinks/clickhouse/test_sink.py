@@ -183,3 +183,20 @@ def test_a_poison_pill_is_quarantined_after_its_attempts_and_the_rest_is_written
     (dead,) = h.backend.rows("dead_letters_raw")
     assert dead["error_code"] == "QUARANTINED" and "KeyError" in dead["error_message"]
     assert h.metric("ebi_quarantined_total", stage="sink") == 1
+
+
+def test_readings_already_stored_of_a_recheck_envelope_are_duplicates_not_rows() -> None:
+    h = Harness()
+    h.send("p.telemetry.clean", f.telemetry(0, readings=4))
+    h.sink.flush()
+    again = f.telemetry(1, readings=4)        # a replay: the same reading ids, new offset
+    for name in ("reading_id", "event_time"):
+        again[name] = f.telemetry(0, readings=4)[name]
+    again["reading_id"][3] = "rd-new"
+    again["recheck"] = True
+    h.send("p.telemetry.clean", again)
+    h.sink.flush()
+    assert sorted(r["reading_id"] for r in h.backend.rows("readings_raw")) == sorted(
+        [*f.telemetry(0, readings=4)["reading_id"], "rd-new"])
+    second = [r for r in h.backend.rows("ledger") if r["source_offset"] == 1]
+    assert [(r["accepted"], r["duplicates"]) for r in second] == [(1, 3)]

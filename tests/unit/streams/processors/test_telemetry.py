@@ -251,3 +251,17 @@ def test_envelope_from_the_future_is_rejected_whole(proc: TelemetryProcessor) ->
     out, state = proc.process(env, src(1), None, RAW, None, T0)
     assert out.clean is None and state is None
     assert [d["error_code"] for d in out.dead_letters] == ["FUTURE_EVENT_TIME"]
+
+
+def test_an_envelope_older_than_what_the_ring_remembers_is_marked_for_a_recheck(
+        proc: TelemetryProcessor) -> None:
+    first = envelope([reading(f"a{i}", 0.2, et=T0 - 60_000 + i) for i in range(10)], seq=1)
+    out, state = proc.process(first, src(1), b"gw-1", RAW, None, T0)
+    assert out.clean is not None and not out.clean["recheck"]
+    later = envelope([reading(f"b{i}", 0.2, et=T0 - 30_000 + i) for i in range(10)], seq=2)
+    out, state = proc.process(later, src(2), b"gw-1", RAW, state, T0)
+    assert out.clean is not None and not out.clean["recheck"]    # in order: nothing to check
+    replay = envelope([reading("a3", 0.2, et=T0 - 60_000 + 3)], seq=1)
+    out, state = proc.process(replay, src(3), b"gw-1", RAW, state, T0)
+    assert out.clean is not None and out.clean["recheck"]         # ring (4) forgot a3
+    encodes("EnrichedTelemetryBatch", out.clean)
