@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from schemas.catalog import Catalog, default_catalog, load_catalog
 from schemas.catalog.model import resolve
-from schemas.codec import MAX_MESSAGE_BYTES, AvroSerializer, SerializationContext
+from schemas.codec import AvroSerializer, SerializationContext
 from streams.policy import Policy, PolicyError, load_policy
 from streams.publisher.producer import avro_body, make_producer
 from streams.records.reader import Row, envelopes, read_rows, validate
@@ -42,8 +42,9 @@ def add(parser: argparse.ArgumentParser) -> None:
                         help="readings per telemetry envelope for flat readings (default 100)")
     parser.add_argument("--no-rules", action="store_true",
                         help="check structure only, not region codes, ranges, units, figures")
-    parser.add_argument("--max-bytes", type=int, default=MAX_MESSAGE_BYTES,
-                        help=f"largest message allowed (default {MAX_MESSAGE_BYTES})")
+    parser.add_argument("--max-bytes", type=int, default=None,
+                        help="largest message allowed (default: the policy's "
+                        "limits.max_message_bytes, 1 MiB)")
     parser.add_argument("--timeout", type=float, default=60.0,
                         help="seconds to wait for delivery reports (default 60)")
 
@@ -57,10 +58,12 @@ class Prepared:
 
 
 def prepare(path: str | Path, kind: str, policy: Policy | None, now_ms: int,
-            batch_size: int = 100, max_bytes: int = MAX_MESSAGE_BYTES,
+            batch_size: int = 100, max_bytes: int | None = None,
             catalog: Catalog | None = None) -> Prepared:
     """Read and validate the whole file; ``policy`` None skips the semantic rules."""
     spec = (catalog or default_catalog()).type(kind)
+    if max_bytes is None:
+        max_bytes = (policy or load_policy()).limits.max_message_bytes
     record = spec.input.record
     checks = resolve(spec.checks)
     out = Prepared(spec.input.name)

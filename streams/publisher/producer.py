@@ -66,9 +66,10 @@ class GatewayPublisher:
     def __init__(self, settings: Settings, spool_dir: str | Path, registry: SchemaSource,
                  *, spool_max_bytes: int = 256 * 1024 * 1024, metrics: Metrics | None = None,
                  producer: Any = None, config: dict[str, Any] | None = None,
-                 catalog: Catalog | None = None) -> None:
+                 catalog: Catalog | None = None, max_message_bytes: int = 1_048_576) -> None:
         self.settings = settings
         self.catalog = catalog or default_catalog()
+        self.max_message_bytes = max_message_bytes   # the platform's limits.max_message_bytes
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self.serializer = AvroSerializer(registry, self.catalog.schemas)
         self.metrics = metrics
@@ -92,8 +93,12 @@ class GatewayPublisher:
         items = []
         for obj in records:
             key = obj.get(spec.key) if spec.key else None
-            items.append((full, spec.record, None if key is None else str(key).encode(),
-                          avro_body(spec.record, obj, self.catalog.schemas)))
+            body = avro_body(spec.record, obj, self.catalog.schemas)
+            if len(body) + 5 > self.max_message_bytes:
+                raise ValueError(f"a {spec.record} of {len(body) + 5} bytes is over the "
+                                 f"platform's limit of {self.max_message_bytes}: split it "
+                                 "(fewer readings per envelope)")
+            items.append((full, spec.record, None if key is None else str(key).encode(), body))
         return self.spool.append_many(items)
 
     # -- sending --------------------------------------------------------------------------

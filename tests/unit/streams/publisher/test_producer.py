@@ -111,3 +111,24 @@ def test_background_sender(tmp_path: Path) -> None:
         pub.publish("telemetry", reading(i))
     assert pub.close() == 0
     assert len(fake.delivered) == 20
+
+
+def test_a_record_over_the_platform_limit_is_refused_before_it_is_spooled(
+        tmp_path: Path) -> None:
+    import pytest
+
+    class Quiet:
+        def produce(self, *a: Any, **k: Any) -> None: ...
+        def poll(self, t: float) -> int: return 0
+        def flush(self, t: float = 0) -> int: return 0
+
+    pub = GatewayPublisher(Settings(), tmp_path / "spool", InMemoryRegistry(), producer=Quiet(),
+                           max_message_bytes=1000)
+    env = {"gateway_id": "g", "enterprise_id": "e", "sent_at": 1767225600000, "sequence": 1,
+           "readings": [{"reading_id": f"r{i}", "sensor_id": "s", "metric": "METHANE",
+                         "value": 0.1, "unit": "PERCENT_VOL", "quality": "GOOD",
+                         "event_time": 1767225600000} for i in range(100)]}
+    with pytest.raises(ValueError, match="over the platform's limit"):
+        pub.publish("telemetry", env)
+    assert pub.spool.next_seq == pub.spool.checkpoint
+    pub.spool.close()
