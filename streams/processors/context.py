@@ -9,7 +9,7 @@ from functools import cached_property
 
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.gateways import GatewayMonitor
+from streams.processors.liveness import GatewayMonitor
 from streams.processors.reference import ReferenceData
 
 

@@ -34,9 +34,9 @@ from typing import Any
 
 from streams.processors.anomalies import SensorState
 from streams.processors.dedup import id_hash
-from streams.processors.gateways import GatewayState
 from streams.processors.hazards import HazardState
 from streams.processors.incidents import IncidentState
+from streams.processors.liveness import GatewayState
 
 
 def upgrade_gateway(state: Any) -> GatewayState:

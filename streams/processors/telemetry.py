@@ -56,7 +56,7 @@ from streams.processors.common import (
     canary_tag,
     make_alert,
 )
-from streams.processors.gateways import GatewayState, new_gateway_state
+from streams.processors.liveness import GatewayState, new_gateway_state
 from streams.records.rules import check_reading
 
 if TYPE_CHECKING:

@@ -24,7 +24,7 @@ from schemas.records import Record, Source, dead_letter
 from streams.processors.base import Clock, Processor, StateStore, missing_reference
 from streams.processors.common import Outputs, canary_tag
 from streams.processors.context import ProcessorContext
-from streams.processors.gateways import partition_caught_up
+from streams.processors.liveness import partition_caught_up
 
 log = logging.getLogger(__name__)
 

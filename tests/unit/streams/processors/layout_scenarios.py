@@ -15,9 +15,10 @@ from typing import Any
 from schemas.records import Source
 from streams.processors.common import Outputs
 from streams.processors.context import ProcessorContext
-from streams.processors.gateways import HeartbeatProcessor, enterprise_online_seconds
+from streams.processors.gateways import HeartbeatProcessor
 from streams.processors.hazards import HazardProcessor
 from streams.processors.incidents import IncidentProcessor
+from streams.processors.liveness import enterprise_online_seconds
 from streams.processors.telemetry import TelemetryProcessor
 
 T0 = 1_790_000_000_000

@@ -5,7 +5,7 @@ import pytest
 from schemas.records import Source
 from streams.metrics import Metrics
 from streams.policy import Policy
-from streams.processors.gateways import (
+from streams.processors.liveness import (
     GatewayMonitor,
     enterprise_online_seconds,
     partition_caught_up,
