@@ -55,15 +55,63 @@ def _shape(message: str) -> str:
     return "".join(c for c in message if not c.isdigit())[:200]
 
 
-_FILTER = RepeatFilter()
+# librdkafka's words for conditions it retries by itself: its callers say what failed (a
+# command with one clear line, a worker through its readiness), so these are INFO, not
+# WARNING lines on every terminal.
+RETRIED = ("Connection refused", "Coordinator load in progress", "Failed to resolve",
+           "Connect to ipv", "Disconnected", "All broker connections are down",
+           "Failed to acquire idempotence PID", "timed out", "Broker transport failure")
 
 
-def kafka_logger() -> logging.Logger:
-    """The logger librdkafka writes to (the filter is added once)."""
-    logger = logging.getLogger(KAFKA_LOG)
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)
-    return logger
+class RetriedToInfo(logging.Filter):
+    """Lowers librdkafka's reports of conditions it retries to INFO."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO and any(w in record.getMessage() for w in RETRIED):
+            record.levelno, record.levelname = logging.INFO, "INFO"
+        return True
+
+
+_FILTERS = (RetriedToInfo(), RepeatFilter())
+
+
+class _Logger(logging.LoggerAdapter):  # type: ignore[type-arg, unused-ignore]
+    """What librdkafka is given: a logger whose records pass our filters before the level
+    check (a record lowered to INFO is then dropped at the default WARNING level)."""
+
+    def log(self, level: int, msg: object, *args: object, **kwargs: Any) -> None:
+        record = self.logger.makeRecord(self.logger.name, level, "(librdkafka)", 0, msg, args,
+                                        None)
+        for f in _FILTERS:
+            if not f.filter(record):
+                return
+        if self.logger.isEnabledFor(record.levelno):
+            self.logger.handle(record)
+
+
+def kafka_logger() -> Any:
+    """The logger librdkafka writes to (``ebi.kafka``, filtered)."""
+    return _Logger(logging.getLogger(KAFKA_LOG), {})
+
+
+class KafkaUnreachable(RuntimeError):
+    """Kafka does not answer (one clear line for a command to print)."""
+
+
+def require_kafka(settings: Settings, timeout: float = 4.0) -> None:
+    """Kafka answers a metadata request within ``timeout`` seconds, or KafkaUnreachable:
+    a command against a broker that is down fails fast instead of retrying for minutes."""
+    try:
+        metadata = admin(settings, **{"socket.timeout.ms": int(timeout * 1000)}).list_topics(
+            timeout=timeout)
+    except Exception as exc:  # KafkaException and friends
+        error = exc.args[0] if exc.args else exc
+        why = error.str() if hasattr(error, "str") else str(error)
+        raise KafkaUnreachable(f"Kafka at {settings.bootstrap} does not answer within "
+                               f"{timeout:g} s ({why[:200]})") from None
+    if not metadata.brokers:
+        raise KafkaUnreachable(f"Kafka at {settings.bootstrap} does not answer within "
+                               f"{timeout:g} s")
 
 
 def kafka_security(settings: Settings) -> dict[str, Any]:

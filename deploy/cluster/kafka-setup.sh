@@ -22,6 +22,7 @@ ebi.sensors                        compact   $PARTITIONS
 ebi.telemetry.clean                delete    $PARTITIONS
 ebi.incidents.clean                delete    $PARTITIONS
 ebi.hazards.clean                  delete    $PARTITIONS
+ebi.heartbeats.clean               delete    $PARTITIONS
 ebi.gateway.status                 delete    $PARTITIONS
 ebi.alerts                         delete    $PARTITIONS
 ebi.deadletter                     delete    $PARTITIONS
@@ -42,6 +43,7 @@ ebi-worker                    topic     literal  ebi.sensors          Read
 ebi-worker                    topic     literal  ebi.telemetry.clean  Write
 ebi-worker                    topic     literal  ebi.incidents.clean  Write
 ebi-worker                    topic     literal  ebi.hazards.clean    Write
+ebi-worker                    topic     literal  ebi.heartbeats.clean Write
 ebi-worker                    topic     literal  ebi.gateway.status   Write
 ebi-worker                    topic     literal  ebi.alerts           Write
 ebi-worker                    topic     literal  ebi.deadletter       Write
@@ -52,6 +54,7 @@ ebi-worker                    cluster   literal  kafka-cluster        Idempotent
 ebi-sink                      topic     literal  ebi.telemetry.clean  Read
 ebi-sink                      topic     literal  ebi.incidents.clean  Read
 ebi-sink                      topic     literal  ebi.hazards.clean    Read
+ebi-sink                      topic     literal  ebi.heartbeats.clean Read
 ebi-sink                      topic     literal  ebi.gateway.status   Read
 ebi-sink                      topic     literal  ebi.alerts           Read
 ebi-sink                      topic     literal  ebi.deadletter       Read
@@ -70,6 +73,7 @@ ebi-operator                  topic     prefix   ebi-worker-          Describe
 ebi-operator                  topic     literal  ebi.telemetry.clean  Read
 ebi-operator                  topic     literal  ebi.incidents.clean  Read
 ebi-operator                  topic     literal  ebi.hazards.clean    Read
+ebi-operator                  topic     literal  ebi.heartbeats.clean Read
 ebi-operator                  topic     literal  ebi.gateway.status   Read
 ebi-operator                  topic     literal  ebi.alerts           Read
 ebi-operator                  topic     literal  ebi.deadletter       Read

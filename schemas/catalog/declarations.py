@@ -33,6 +33,12 @@ HEARTBEAT = RecordType(
     "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id"),
     checks="streams.records.rules:check_heartbeat",
     processor="streams.processors.gateways:HeartbeatProcessor", state=GATEWAYS,
+    clean=Topic("heartbeats.clean", "EnrichedHeartbeat", "gateway_id"),
+    table=Table("heartbeats_raw", order_by=("gateway_id", "sent_at", "sequence"),
+                partition_by="toYYYYMM(sent_at)", event_time="sent_at",
+                views=(View("heartbeats"),),
+                doc="Every heartbeat of every gateway (a gateway's signs of life)."),
+    ledger=Ledger("heartbeat", ("gateway_id", "sequence")),
     event_time="sent_at", canary=True, senders=("gateway",))
 
 HAZARD = RecordType(

@@ -74,8 +74,6 @@ def versioned_steps(db: str, features: Features, catalog: Catalog | None = None)
     specs = list(table_specs(catalog).values())
     first = tuple(s.create_sql(db, features) for s in specs if s.name in FIRST_RELEASE)
     base = [Step("0001", "base tables (from the Avro schemas)", first)] if first else []
-    base += [Step(f"table:{s.name}", f"table {s.name} (from the Avro schemas)",
-                  (s.create_sql(db, features),)) for s in specs if s.name not in FIRST_RELEASE]
     base.append(Step("0002", "ledger: one row per input message", (ledger_sql(db),)))
     present = set(rollups(catalog))
     statements = []
@@ -92,6 +90,8 @@ def versioned_steps(db: str, features: Features, catalog: Catalog | None = None)
     if statements:
         base.append(Step("0003", "rollups: per sensor-minute, enterprise-day, incident-day",
                          tuple(statements)))
+    base += [Step(f"table:{s.name}", f"table {s.name} (from the Avro schemas)",
+                  (s.create_sql(db, features),)) for s in specs if s.name not in FIRST_RELEASE]
     return base
 
 

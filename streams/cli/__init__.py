@@ -63,12 +63,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     logging.basicConfig(level=settings.log_level.upper(),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from streams.clients import KafkaUnreachable
     from streams.credentials import CredentialsError
     from streams.stack import StackError
 
     try:
         return int(modules[args.command].run(args, settings))  # type: ignore[attr-defined]
-    except (StackError, CredentialsError) as exc:
+    except (StackError, CredentialsError, KafkaUnreachable) as exc:
         print(f"ebi {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -26,6 +26,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams.canary.run import Canary
     from streams.policy import load_policy
 
+    clients.require_kafka(settings)
     run_id = args.run_id or uuid.uuid4().hex[:10]
     canary = Canary(settings, clients.registry(settings),
                     load_policy(settings.policy_file or None), run=run_id,

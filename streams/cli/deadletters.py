@@ -98,6 +98,7 @@ def _replay(settings: Settings, catalog: Catalog, inputs: dict[str, str],
     from streams import clients
     from streams.publisher.producer import make_producer
 
+    clients.require_kafka(settings)
     serializer = AvroSerializer(clients.registry(settings), catalog.schemas)
     producer = make_producer(settings)
     unbuilt: list[str] = []

@@ -179,6 +179,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if prepared.messages:
         from streams import clients
 
+        clients.require_kafka(settings)
         producer = make_producer(settings)
         delivered, failed = send(prepared, settings, clients.registry(settings),
                                  producer, args.timeout, catalog)

@@ -51,8 +51,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi reconcile: not a ledgered input topic: {', '.join(unknown)}",
               file=sys.stderr)
         return 2
+    clients.require_kafka(settings)
     try:
-        marks = watermarks(settings, topics)
+        marks = watermarks(settings, topics, timeout=5.0)
     except Exception as exc:  # KafkaException and friends
         print(f"ebi reconcile: cannot read offsets from Kafka at {settings.bootstrap}: {exc}",
               file=sys.stderr)

@@ -72,9 +72,30 @@ def config(args: argparse.Namespace, start_ms: int) -> SimConfig:
     return cfg.clean() if args.clean else cfg
 
 
+def rate_line(asked: float, planned: float, produced: int, elapsed: float, slept: float,
+              full: int) -> str:
+    """What rate the simulator reached against what was asked, and why it fell short."""
+    seconds = max(elapsed, 1e-9)
+    got, profile = produced / seconds, planned / seconds
+    line = (f"rate: {got:,.0f} readings/s produced; asked {asked:,.0f}/s as a daily mean, "
+            f"which the diurnal profile (+-30 %) makes {profile:,.0f}/s at this hour")
+    if got >= 0.95 * profile:
+        return line
+    if full:
+        why = (f"the producer's queue was full {full} times: Kafka took the messages slower "
+               "than asked")
+    elif slept < 0.01 * seconds:
+        why = ("the simulator never got ahead of its schedule: generating and encoding the "
+               "traffic used all its CPU on this machine")
+    else:
+        why = "the producer could not keep pace in bursts"
+    return f"{line}; SHORT by {profile - got:,.0f}/s: {why}"
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from streams import clients
 
+    clients.require_kafka(settings)
     start_ms = int(time.time() * 1000)
     serializer = AvroSerializer(clients.registry(settings))
     catalog = default_catalog()
@@ -92,6 +113,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             failures.append(str(err))
 
     wall0 = time.monotonic()
+    slept = 0.0          # seconds spent ahead of the schedule
+    full = 0             # times the producer's queue was full
     registered = False
     reference = {kind.input.name for kind in catalog.reference}
     for topic, key, value, _ in sim:
@@ -107,12 +130,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                                  on_delivery=report)
                 break
             except BufferError:
+                full += 1
                 producer.poll(0.05)
         producer.poll(0)
         if not args.no_pace:
             ahead = (sim.now_ms - start_ms) / 1000 - (time.monotonic() - wall0)
             if ahead > 0.005:
                 time.sleep(ahead)
+                slept += ahead
+    elapsed = time.monotonic() - wall0
     left = producer.flush(60)
     with open(truth_path, "w", encoding="utf-8") as handle:
         for line in sim.truth:
@@ -124,8 +150,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
           f"{summary.get('messages.incidents', 0)} incident reports, "
           f"{summary.get('messages.hazards', 0)} hazard records, "
           f"{summary.get('messages.heartbeats', 0)} heartbeats in "
-          f"{time.monotonic() - wall0:.1f} s; {len(sim.truth)} injected faults; ground truth: "
+          f"{elapsed:.1f} s; {len(sim.truth)} injected faults; ground truth: "
           f"{truth_path}")
+    if not args.no_pace:
+        print(rate_line(args.rate, sim.planned, summary.get("readings", 0), elapsed, slept,
+                        full))
     if failures or left:
         print(f"ebi simulate: {len(failures) + left} messages not delivered "
               f"(last error: {failures[-1] if failures else 'timeout'})", file=sys.stderr)

@@ -174,6 +174,9 @@ class GatewayMonitor:
         state["interval_ms"] = interval_ms
         state["heartbeat_sequence"] = beat["sequence"]
         state["applied_heartbeat"] = source.packed
+        out.clean = {**beat, "source": source.record(),
+                     "region_code": self.reference.region_of(enterprise), "received_at": now_ms,
+                     "online": bool(state["online"]), "tag": canary_tag(gateway_id, enterprise)}
         return out, state
 
     def check_silence(self, gateway_id: str, state: GatewayState, now_ms: int) -> Outputs:

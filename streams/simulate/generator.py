@@ -96,6 +96,7 @@ class Simulator:
                                for i in range(config.anomalies)]
         self._reading_no = 0
         self._carry = 0.0
+        self.planned = 0.0     # readings the rate and the diurnal profile asked for so far
         self._rr = 0
         self._resend: list[tuple[int, dict[str, Any]]] = []
         self._plan_silences()
@@ -151,6 +152,7 @@ class Simulator:
         hour = ((t0 // 3_600_000) + 8) % 24 + (t0 % 3_600_000) / 3_600_000   # China time
         diurnal = 1.0 + 0.3 * math.sin(2 * math.pi * (hour - 8) / 24)
         self._carry += cfg.rate * diurnal * (t1 - t0) / 1000
+        self.planned += cfg.rate * diurnal * (t1 - t0) / 1000
         n = int(self._carry)
         self._carry -= n
         self._schedule_anomalies(t0)
