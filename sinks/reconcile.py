@@ -3,7 +3,14 @@
 Per input topic of every ledgered record type and partition, every offset in ``[low, high)``
 must appear exactly once in the ledger (a clean record or a whole-message dead letter). For
 envelopes (ledger counts "rows", e.g. telemetry), the rows the ledger says were accepted must
-also be in the record type's table. Anything else is a gap.
+also be in the record type's table. An offset not there yet is *in flight* when the worker
+has not processed it (at or past its committed offset) or the sink has not stored it (the
+sink is behind on the record type's clean topic by at least that many messages); anything
+else is a gap.
+
+Per topic the worker writes and partition (alerts, gateway statuses, dead letters, the
+clean topics), every offset before the sink's committed offset must be in ``consumed`` (one
+row per message the sink stored); the offsets after it are in flight.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ class PartitionCheck:
     readings_expected: int = 0   # accepted by the worker, not rejected by ClickHouse
     readings_found: int = 0
     missing: list[tuple[int, int]] = field(default_factory=list)  # offset ranges [a, b]
+    in_flight: int = 0           # missing offsets the worker or the sink has not got to yet
 
     @property
     def published(self) -> int:
@@ -44,8 +52,42 @@ class PartitionCheck:
 
     @property
     def ok(self) -> bool:
-        return (not self.missing and self.accounted == self.published
-                and self.readings_found == self.readings_expected)
+        """Everything accounted for, or on its way (nothing lost)."""
+        return (self.missing_count == self.in_flight and self.accounted <= self.published
+                and (self.readings_found == self.readings_expected
+                     or (self.in_flight > 0 and self.readings_found > self.readings_expected)))
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "GAP"
+        return "in flight" if self.in_flight else "ok"
+
+
+@dataclass
+class OutputCheck:
+    """A topic the worker writes: offsets up to the sink's committed offset must be stored."""
+
+    topic: str
+    partition: int
+    low: int
+    high: int
+    committed: int               # the sink group's committed offset (low when none)
+    stored: int = 0              # of [low, committed): messages the sink stored
+
+    @property
+    def in_flight(self) -> int:
+        return max(0, self.high - max(self.committed, self.low))
+
+    @property
+    def ok(self) -> bool:
+        return self.stored >= max(0, self.committed - self.low)
+
+    @property
+    def status(self) -> str:
+        if not self.ok:
+            return "GAP"
+        return "in flight" if self.in_flight else "ok"
 
 
 def _ranges(offsets: Iterable[int], low: int, high: int) -> list[tuple[int, int]]:
@@ -72,9 +114,13 @@ def _where(checks: list[PartitionCheck]) -> str:
 
 
 def reconcile(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int]],
-              kinds: dict[str, RecordType]) -> list[PartitionCheck]:
+              kinds: dict[str, RecordType],
+              processed: dict[tuple[str, int], int] | None = None,
+              sink_behind: dict[str, int] | None = None) -> list[PartitionCheck]:
     """``watermarks``: (full input topic, partition) -> (low, high) from Kafka; ``kinds``:
-    full input topic -> its record type (from the catalog)."""
+    full input topic -> its record type (from the catalog); ``processed``: the worker
+    group's committed offset per input partition (absent: all processed); ``sink_behind``:
+    full input topic -> messages of its clean topic the sink has not committed."""
     checks = {key: PartitionCheck(key[0], key[1], low, high)
               for key, (low, high) in sorted(watermarks.items())}
     if not checks:
@@ -103,6 +149,7 @@ GROUP BY source_topic, source_partition""").rows
 SELECT source_topic, source_partition, count() FROM {table} FINAL
 WHERE {_where(parts)} GROUP BY source_topic, source_partition""").rows:
             checks[(str(topic), int(partition))].readings_found = int(found)
+    behind = dict(sink_behind or {})
     for check in checks.values():
         if check.accounted != check.published:
             offsets = [int(r[0]) for r in backend.query(
@@ -110,6 +157,30 @@ WHERE {_where(parts)} GROUP BY source_topic, source_partition""").rows:
                 f"{_q(check.topic)} AND source_partition = {check.partition} AND "
                 f"source_offset >= {check.low} AND source_offset < {check.high}").rows]
             check.missing = _ranges(offsets, check.low, check.high)
+            done = (processed or {}).get((check.topic, check.partition), check.high)
+            at_worker = sum(b - max(a, done) + 1 for a, b in check.missing if b >= done)
+            at_sink = min(check.missing_count - at_worker, behind.get(check.topic, 0))
+            behind[check.topic] = behind.get(check.topic, 0) - at_sink
+            check.in_flight = at_worker + at_sink
+    return list(checks.values())
+
+
+def reconcile_outputs(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int]],
+                      committed: dict[tuple[str, int], int]) -> list[OutputCheck]:
+    """``watermarks``: (full output topic, partition) -> (low, high); ``committed``: the sink
+    group's committed offsets."""
+    checks = {key: OutputCheck(key[0], key[1], low, high, committed.get(key, low))
+              for key, (low, high) in sorted(watermarks.items())}
+    parts = [c for c in checks.values() if c.committed > c.low]
+    if not parts:
+        return list(checks.values())
+    where = " OR ".join(
+        f"(clean_topic = {_q(c.topic)} AND clean_partition = {c.partition} AND "
+        f"clean_offset >= {c.low} AND clean_offset < {c.committed})" for c in parts)
+    for topic, partition, stored in backend.query(f"""
+SELECT clean_topic, clean_partition, uniqExact(clean_offset) FROM consumed
+WHERE {where} GROUP BY clean_topic, clean_partition""").rows:
+        checks[(str(topic), int(partition))].stored = int(stored)
     return list(checks.values())
 
 
@@ -118,18 +189,29 @@ def report_lines(checks: list[PartitionCheck]) -> list[str]:
             f"{'dup':>5} {'rd.drop':>7} {'rd.rej':>6} {'readings':>9} {'expected':>9}  status")
     lines = [head, "-" * len(head)]
     for c in checks:
-        status = "ok" if c.ok else "GAP"
+        status = c.status + (f" ({c.in_flight})" if c.in_flight else "")
         lines.append(f"{c.topic:<28} {c.partition:>4} {c.published:>9} {c.enriched:>8} "
                      f"{c.dead_letters:>7} {c.duplicates:>5} {c.readings_dropped:>7} "
                      f"{c.readings_rejected:>6} {c.readings_found:>9} "
                      f"{c.readings_expected:>9}  {status}")
-        if c.missing:
+        if c.missing and not c.ok:
             shown = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in c.missing[:10])
             more = f" (+{len(c.missing) - 10} more ranges)" if len(c.missing) > 10 else ""
             lines.append(f"    missing offsets ({c.missing_count}): {shown}{more}")
         if c.accounted > c.published:
             lines.append(f"    {c.accounted - c.published} more ledger entries than offsets")
-        if c.readings_found != c.readings_expected:
+        if c.readings_found != c.readings_expected and not c.ok:
             lines.append(f"    readings table holds {c.readings_found}, ledger expects "
                          f"{c.readings_expected}")
+    return lines
+
+
+def output_lines(checks: list[OutputCheck]) -> list[str]:
+    head = (f"{'topic':<28} {'part':>4} {'published':>9} {'committed':>9} {'stored':>8}  "
+            "status")
+    lines = [head, "-" * len(head)]
+    for c in checks:
+        status = c.status + (f" ({c.in_flight})" if c.in_flight else "")
+        lines.append(f"{c.topic:<28} {c.partition:>4} {c.high - c.low:>9} "
+                     f"{max(0, c.committed - c.low):>9} {c.stored:>8}  {status}")
     return lines

@@ -23,7 +23,15 @@ def connect(url: str, create_database: bool = False) -> Backend:
     if config.kind == "chdb":
         from sinks.clickhouse.embedded import ChdbBackend
 
-        return ChdbBackend(config, create_database)
+        try:
+            return ChdbBackend(config, create_database)
+        except StoreBusyError:
+            from sinks.clickhouse.remote import RemoteBackend
+
+            remote = RemoteBackend.for_store(config)   # the owner answers read-only queries
+            if remote is None:
+                raise
+            return remote
     from sinks.clickhouse.server import ServerBackend
 
     return ServerBackend(config, create_database)

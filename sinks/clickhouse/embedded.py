@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -24,9 +25,10 @@ from sinks.clickhouse.backend import (
 from sinks.clickhouse.config import ClickHouseConfig
 
 BUSY_ADVICE = ("the embedded ClickHouse store {path} is in use by another process{owner} (chdb "
-               "allows one process per data directory; during `make run` the sink owns it). "
-               "Stop that process (e.g. end the run), or run ClickHouse as a server and point "
-               "EBI_CLICKHOUSE_URL at it (clickhouse://host:port/db), then try again.")
+               "allows one process per data directory; during `make run` the sink owns it and "
+               "answers read-only queries: `ebi query`, `ebi report`, `ebi reconcile` use it). "
+               "For anything else stop that process (e.g. end the run), or run ClickHouse as "
+               "a server and point EBI_CLICKHOUSE_URL at it (clickhouse://host:port/db).")
 
 
 def store_owner(path: Path) -> str | None:
@@ -98,6 +100,8 @@ class ChdbBackend:
             self._check_free(config.path)
             raise classify(exc, f"open {config.path}") from exc
         self._closed = False
+        # one caller at a time: the sink's loop and the query server's threads share it
+        self.lock = threading.RLock()
         if create_database:
             self.command(f"CREATE DATABASE IF NOT EXISTS {config.database}")
         self.command(f"USE {config.database}")
@@ -111,15 +115,21 @@ class ChdbBackend:
             raise StoreBusyError(BUSY_ADVICE.format(path=path, owner=owner))
 
     def query(self, sql: str) -> QueryResult:
+        return json_rows(self.query_text(sql))
+
+    def query_text(self, sql: str) -> str:
+        """The result as ClickHouse's JSONCompact text (what the query server passes on)."""
         try:
-            result = self.session.query(sql, "JSONCompact")
+            with self.lock:
+                result = self.session.query(sql, "JSONCompact")
         except Exception as exc:
             raise classify(exc, "query") from exc
-        return json_rows(result.data())
+        return str(result.data())
 
     def command(self, sql: str) -> None:
         try:
-            self.session.query(sql)
+            with self.lock:
+                self.session.query(sql)
         except Exception as exc:
             raise classify(exc, sql.split("(")[0][:120]) from exc
 
@@ -135,7 +145,7 @@ class ChdbBackend:
                 writer.write_table(batch)
             data = sink.getvalue().to_pybytes()
             # ArrowStream through send_insert: the fastest bulk path of chdb (no SQL text).
-            with self.session.send_insert(
+            with self.lock, self.session.send_insert(
                     f"INSERT INTO {table} ({', '.join(columns)})", "ArrowStream") as inserter:
                 inserter.append(data)
                 inserter.finish()
@@ -143,6 +153,7 @@ class ChdbBackend:
             raise classify(exc, f"insert into {table}") from exc
 
     def close(self) -> None:
-        if not self._closed:
-            self._closed = True
-            self.session.close()
+        with self.lock:
+            if not self._closed:
+                self._closed = True
+                self.session.close()

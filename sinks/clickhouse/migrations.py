@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 from schemas.catalog.model import Catalog
 from sinks.clickhouse.backend import Backend, Features
-from sinks.clickhouse.schema import ledger_sql, table_specs
+from sinks.clickhouse.schema import consumed_sql, ledger_sql, table_specs
 from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_TABLES, analyst_views, rollups
 
 log = logging.getLogger(__name__)
@@ -90,6 +90,8 @@ def versioned_steps(db: str, features: Features, catalog: Catalog | None = None)
     if statements:
         base.append(Step("0003", "rollups: per sensor-minute, enterprise-day, incident-day",
                          tuple(statements)))
+    base.append(Step("0004", "consumed: one row per message the sink stored",
+                      (consumed_sql(db),)))
     base += [Step(f"table:{s.name}", f"table {s.name} (from the Avro schemas)",
                   (s.create_sql(db, features),)) for s in specs if s.name not in FIRST_RELEASE]
     return base

@@ -231,6 +231,21 @@ LEDGER_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 
 
+# One row per message the sink stored, of any topic it reads (the basis of the output checks
+# of `ebi reconcile`: every offset before the sink's committed offset is here).
+CONSUMED_COLUMNS: tuple[tuple[str, str], ...] = (
+    ("clean_topic", "String"), ("clean_partition", "Int32"), ("clean_offset", "Int64"),
+    ("stored_in", "String"), ("inserted_at", "DateTime('UTC')"),
+)
+
+
+def consumed_sql(database: str) -> str:
+    body = ",\n    ".join(f"{n} {t}" for n, t in CONSUMED_COLUMNS)
+    return (f"CREATE TABLE IF NOT EXISTS {database}.consumed (\n    {body}\n)\n"
+            "ENGINE = ReplacingMergeTree(inserted_at)\n"
+            "ORDER BY (clean_topic, clean_partition, clean_offset)")
+
+
 def ledger_sql(database: str) -> str:
     body = ",\n    ".join(f"{n} {t}" for n, t in LEDGER_COLUMNS)
     return (f"CREATE TABLE IF NOT EXISTS {database}.ledger (\n    {body}\n)\n"

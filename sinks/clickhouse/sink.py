@@ -37,11 +37,12 @@ from sinks.clickhouse.backend import (
 from sinks.clickhouse.encoding import Columns, Envelope, TableEncoder, take
 from sinks.clickhouse.ledger import LEDGER_TYPES, LedgerRows, already_recorded
 from sinks.clickhouse.recheck import recheck
-from sinks.clickhouse.schema import TableSpec, table_specs
+from sinks.clickhouse.schema import CONSUMED_COLUMNS, TableSpec, table_specs
 from streams.metrics import Metrics
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+CONSUMED_TYPES = dict(CONSUMED_COLUMNS)
 
 
 @dataclass(frozen=True)
@@ -177,6 +178,12 @@ class ClickHouseSink(BatchingSink):
                 self._insert_table(self.dead_table, [
                     self._ledger_rejected(ledgered[row], error) for row, error in bad],
                     version, now_s, rejected)
+        self._call("consumed", lambda: self.backend.insert("consumed", {
+            "clean_topic": [e.topic for e in envelopes],
+            "clean_partition": [e.partition for e in envelopes],
+            "clean_offset": [e.offset for e in envelopes],
+            "stored_in": [e.table for e in envelopes],
+            "inserted_at": [now_s] * len(envelopes)}, CONSUMED_TYPES))
 
     def _ledger_rejected(self, envelope: Envelope, error: str) -> Envelope:
         """A dead letter for an envelope whose ledger row ClickHouse rejected for good (its

@@ -101,16 +101,31 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if server is not None:
         server.start()
+    queries = _query_server(backend)
     try:
         loop.run(should_stop)
     except SchemaError as exc:
         print(f"ebi sink: {exc} (run `ebi migrate`)", file=sys.stderr)
         return 1
     finally:
+        if queries is not None:
+            queries.stop()
         if server is not None:
             server.stop()
         backend.close()
     return 0
+
+
+def _query_server(backend: Any) -> Any:
+    """For the embedded store, which the sink owns: read-only queries for everyone else."""
+    from sinks.clickhouse.embedded import ChdbBackend
+    from sinks.clickhouse.serve import QueryServer
+
+    if not isinstance(backend, ChdbBackend) or backend.config.path is None:
+        return None
+    server = QueryServer(backend, backend.config.path)
+    server.start()
+    return server
 
 
 def _wait_for_kafka(settings: Settings, catalog: Any, should_stop: Any,

@@ -38,3 +38,42 @@ def test_reconcile_finds_gaps_and_missing_readings() -> None:
 def test_a_clean_partition_is_ok() -> None:
     check = PartitionCheck("p.incidents", 1, 10, 12, enriched=2)
     assert check.ok and check.published == 2
+
+
+class FullBackend(LedgerBackend):
+    def query(self, sql: str) -> QueryResult:
+        if "readings_raw" in sql:
+            return QueryResult([], [], [("p.telemetry", 0, 30)])
+        return super().query(sql)
+
+
+def test_offsets_the_worker_has_not_processed_are_in_flight_not_gaps() -> None:
+    (check,) = reconcile(FullBackend(), {("p.telemetry", 0): (0, 6)},
+                         {"p.telemetry": TELEMETRY}, processed={("p.telemetry", 0): 5},
+                         sink_behind={"p.telemetry": 1})
+    assert check.missing_count == 2 and check.in_flight == 2   # 5 at the worker, 3 at the sink
+    assert check.ok and check.status == "in flight"
+
+
+def test_missing_offsets_beyond_what_is_in_flight_are_a_gap() -> None:
+    (check,) = reconcile(LedgerBackend(), {("p.telemetry", 0): (0, 6)},
+                         {"p.telemetry": TELEMETRY}, processed={("p.telemetry", 0): 6},
+                         sink_behind={})
+    assert check.in_flight == 0 and check.status == "GAP"
+
+
+class ConsumedBackend(FakeBackend):
+    def query(self, sql: str) -> QueryResult:
+        assert "FROM consumed" in sql
+        return QueryResult([], [], [("p.alerts", 0, 8)])
+
+
+def test_outputs_up_to_the_sinks_commit_must_be_stored() -> None:
+    from sinks.reconcile import OutputCheck, output_lines, reconcile_outputs
+
+    (ok,) = reconcile_outputs(ConsumedBackend(), {("p.alerts", 0): (2, 12)}, {("p.alerts", 0): 10})
+    assert ok.ok and ok.in_flight == 2 and ok.status == "in flight"
+    (gap,) = reconcile_outputs(ConsumedBackend(), {("p.alerts", 0): (0, 12)},
+                               {("p.alerts", 0): 12})
+    assert not gap.ok and "GAP" in "\n".join(output_lines([gap]))
+    assert OutputCheck("p.x", 0, 0, 0, 0).status == "ok"

@@ -56,7 +56,7 @@ def test_writes_tables_then_the_ledger_last() -> None:
     assert h.sink.flush() == {("p.telemetry.clean", 0): 1, ("p.incidents.clean", 0): 1,
                               ("p.alerts", 0): 1}
     tables = [t for t, _ in h.backend.inserts]
-    assert tables == ["readings_raw", "incident_reports_raw", "alerts_raw", "ledger"]
+    assert tables == ["readings_raw", "incident_reports_raw", "alerts_raw", "ledger", "consumed"]
     ledger = h.backend.rows("ledger")
     assert [(r["record_type"], r["readings_in"], r["accepted"], r["duplicates"])
             for r in ledger] == [("telemetry", 5, 4, 1), ("incident", 1, 1, 0)]
