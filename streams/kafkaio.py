@@ -7,6 +7,7 @@ path). Topics are logical names of the catalog.
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -167,3 +168,46 @@ class OutputReader:
 
     def close(self) -> None:
         self.consumer.close()
+
+
+def watermarks(settings: Settings, topics: Iterable[str], timeout: float = 10.0
+               ) -> dict[tuple[str, int], tuple[int, int]]:
+    """(full topic, partition) -> (low, high) watermarks of logical ``topics``."""
+    from confluent_kafka import TopicPartition
+
+    consumer = clients.consumer(settings, f"ebi-offsets-{uuid.uuid4().hex[:8]}")
+    try:
+        meta = consumer.list_topics(timeout=timeout)
+        out = {}
+        for logical in topics:
+            name = settings.topic(logical)
+            if name not in meta.topics:
+                continue
+            for partition in sorted(meta.topics[name].partitions):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(name, partition), timeout=timeout)
+                out[(name, partition)] = (int(low), int(high))
+        return out
+    finally:
+        consumer.close()
+
+
+def committed(settings: Settings, group: str, marks: dict[tuple[str, int], tuple[int, int]],
+              timeout: float = 5.0) -> dict[tuple[str, int], int]:
+    """The committed offsets of ``group`` on the partitions of ``marks`` (those it has)."""
+    from confluent_kafka import TopicPartition
+
+    consumer = clients.consumer(settings, group)
+    try:
+        tps = consumer.committed([TopicPartition(t, p) for t, p in marks], timeout=timeout)
+        return {(tp.topic, tp.partition): int(tp.offset) for tp in tps if tp.offset >= 0}
+    finally:
+        consumer.close()
+
+
+def behind(settings: Settings, group: str, topics: Iterable[str],
+           timeout: float = 5.0) -> int:
+    """Messages of logical ``topics`` that ``group`` has not committed yet."""
+    marks = watermarks(settings, topics, timeout)
+    done = committed(settings, group, marks, timeout)
+    return sum(high - max(done.get(key, low), low) for key, (low, high) in marks.items())

@@ -8,53 +8,19 @@ from __future__ import annotations
 
 import argparse
 import sys
-import uuid
 
 from schemas.catalog import load_catalog
 from sinks.clickhouse import ClickHouseError
 from sinks.reconcile import output_lines, reconcile, reconcile_outputs, report_lines
 from sinks.store import open_store
 from streams import clients
+from streams.kafkaio import committed, watermarks
 from streams.settings import Settings
 
 
 def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topics", nargs="*", default=None,
                         help="logical input topics (default: every ledgered input topic)")
-
-
-def watermarks(settings: Settings, topics: list[str], timeout: float = 10.0
-               ) -> dict[tuple[str, int], tuple[int, int]]:
-    from confluent_kafka import TopicPartition
-
-    consumer = clients.consumer(settings, f"ebi-reconcile-{uuid.uuid4().hex[:8]}")
-    try:
-        meta = consumer.list_topics(timeout=timeout)
-        out = {}
-        for logical in topics:
-            name = settings.topic(logical)
-            if name not in meta.topics:
-                continue
-            for partition in sorted(meta.topics[name].partitions):
-                low, high = consumer.get_watermark_offsets(
-                    TopicPartition(name, partition), timeout=timeout)
-                out[(name, partition)] = (int(low), int(high))
-        return out
-    finally:
-        consumer.close()
-
-
-def committed(settings: Settings, group: str, marks: dict[tuple[str, int], tuple[int, int]],
-              timeout: float = 5.0) -> dict[tuple[str, int], int]:
-    """The committed offsets of ``group`` on the partitions of ``marks`` (those it has)."""
-    from confluent_kafka import TopicPartition
-
-    consumer = clients.consumer(settings, group)
-    try:
-        tps = consumer.committed([TopicPartition(t, p) for t, p in marks], timeout=timeout)
-        return {(tp.topic, tp.partition): int(tp.offset) for tp in tps if tp.offset >= 0}
-    finally:
-        consumer.close()
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from schemas.catalog import load_catalog
@@ -29,6 +30,9 @@ def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--keep-stack", action="store_true",
                         help="leave the stack running at the end")
+    parser.add_argument("--drain-timeout", type=float, default=180.0, metavar="S",
+                        help="after the traffic, wait at most this long for the worker and "
+                        "the sink to catch up (default 180)")
 
 
 @dataclass
@@ -122,6 +126,73 @@ def _report(settings: Settings, sink: Child | None, progress: Progress) -> None:
           f"rows in ClickHouse {rows:>11,.0f}", flush=True)
 
 
+def _lags(settings: Settings) -> tuple[int, int]:
+    """Messages the worker has not processed, and messages the sink has not stored."""
+    from streams.kafkaio import behind
+
+    catalog = load_catalog(settings.catalog)
+    return (behind(settings, settings.worker_id, [k.input.name for k in catalog.processed]),
+            behind(settings, settings.sink_group, list(catalog.routes())))
+
+
+def _drain(settings: Settings, limit: float, interrupted: Callable[[], bool]) -> int:
+    """Wait until the worker has processed and the sink has stored everything (committed up
+    to the end of every topic), showing the lag, for at most ``limit`` seconds; returns the
+    messages still in flight."""
+    print(f"ebi run: draining: waiting (up to {limit:.0f} s) until the worker and the sink "
+          "have committed everything ...", flush=True)
+    started = time.monotonic()
+    while True:
+        try:
+            worker, sink = _lags(settings)
+        except Exception as exc:  # a broker hiccup: try again
+            print(f"  lag unavailable: {exc}", flush=True)
+            worker = sink = -1
+        if worker == 0 and sink == 0:
+            print(f"  drained in {time.monotonic() - started:.0f} s: nothing in flight",
+                  flush=True)
+            return 0
+        if worker >= 0:
+            print(f"  [{time.monotonic() - started:4.0f}s] worker {worker:,} message(s) behind, "
+                  f"sink {sink:,} behind", flush=True)
+        if interrupted() or time.monotonic() - started > limit:
+            left = max(worker, 0) + max(sink, 0)
+            print(f"ebi run: stopping with {left:,} message(s) in flight (worker {worker:,}, "
+                  f"sink {sink:,}); they are in Kafka and the next run inserts them",
+                  flush=True)
+            return left
+        time.sleep(2)
+
+
+def _tell_rate(simulator: Child) -> None:
+    """The simulator's own account of the rate it reached."""
+    try:
+        with open(simulator.log, encoding="utf-8", errors="replace") as handle:
+            lines = handle.read().splitlines()
+    except OSError:
+        return
+    for line in lines[-5:]:
+        if line.startswith(("simulated ", "rate: ")):
+            print(f"  {line}", flush=True)
+
+
+def _summary(settings: Settings, in_flight: int) -> None:
+    """What happened to every message published: it adds up."""
+    from sinks.run_summary import summary_lines
+    from sinks.store import open_store
+
+    backend = open_store(settings, "run")
+    if backend is None:
+        return
+    try:
+        for line in summary_lines(backend, in_flight):
+            print(f"  {line}", flush=True)
+    except Exception as exc:  # the summary is a courtesy; the data is there
+        print(f"  summary unavailable: {exc}", flush=True)
+    finally:
+        backend.close()
+
+
 def _stop(child: Child, timeout: float = 30.0) -> None:
     if child.proc.poll() is not None:
         return
@@ -199,14 +270,12 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             time.sleep(2)
             _report(settings, sink, progress)
         _stop(simulator)
-        print("ebi run: draining (waiting for the sink to catch up) ...", flush=True)
-        quiet_since, last_rows = time.monotonic(), -1.0
-        while not interrupted and time.monotonic() - quiet_since < 6:
-            time.sleep(2)
-            rows = _scrape(sink_port, "ebi_sink_rows_total")
-            if rows != last_rows:
-                quiet_since, last_rows = time.monotonic(), rows
+        _tell_rate(simulator)
+        in_flight = _drain(settings, args.drain_timeout, lambda: interrupted)
         _report(settings, sink, progress)
+        for child in reversed(children):
+            _stop(child)
+        _summary(settings, in_flight)
     except StackError as exc:
         print(f"ebi run: {exc}", file=sys.stderr, flush=True)
         status = 1
