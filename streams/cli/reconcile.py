@@ -70,7 +70,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if bad:
         print(f"\n{len(bad)} partition(s) with unexplained differences", file=sys.stderr)
         return 1
-    parts = len(checks) + len(out_checks)
+    parts = f"{len(checks)} input and {len(out_checks)} output"
     if flying:
         print(f"\nall {parts} partition(s) reconcile; {flying} message(s) in flight (the "
               "worker or the sink has not got to them yet)")

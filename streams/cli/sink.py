@@ -51,21 +51,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     backend = wait_for_store(settings, "sink", lambda: stop["now"], create_database=True)
     if backend is None:
         return 0 if stop["now"] else 1
+    queries = _query_server(backend)   # as soon as the sink owns the store: no busy window
     try:
         if not args.no_migrate:
             report = migrate(backend, catalog=catalog)
             if report.applied:
                 print(f"ebi sink: {report.summary()}", file=sys.stderr)
     except ClickHouseError as exc:
-        backend.close()
+        _close(backend, queries)
         print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
         return 1
     try:
         if not _wait_for_kafka(settings, catalog, lambda: stop["now"]):
-            backend.close()
+            _close(backend, queries)
             return 0
     except MissingTopicsError as exc:
-        backend.close()
+        _close(backend, queries)
         print(f"ebi sink: {exc}", file=sys.stderr)
         return 1
     metrics = Metrics.create()
@@ -101,19 +102,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     if server is not None:
         server.start()
-    queries = _query_server(backend)
     try:
         loop.run(should_stop)
     except SchemaError as exc:
         print(f"ebi sink: {exc} (run `ebi migrate`)", file=sys.stderr)
         return 1
     finally:
-        if queries is not None:
-            queries.stop()
         if server is not None:
             server.stop()
-        backend.close()
+        _close(backend, queries)
     return 0
+
+
+def _close(backend: Any, queries: Any) -> None:
+    if queries is not None:
+        queries.stop()
+    backend.close()
 
 
 def _query_server(backend: Any) -> Any:

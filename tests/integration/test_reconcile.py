@@ -41,7 +41,7 @@ def test_reconcile_reports_every_kind_of_gap(settings: Settings, clickhouse_url:
         backend.close()
     ok = ebi(s, "reconcile")
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    assert "all 3 partition(s) reconcile" in ok.stdout
+    assert "all 4 input and " in ok.stdout and " partition(s) reconcile" in ok.stdout
 
     produce_raw(s, "incidents", [b"never processed"] * 2)
     backend = connect(s.clickhouse)

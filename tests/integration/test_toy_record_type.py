@@ -64,5 +64,5 @@ def test_a_toy_record_type_runs_end_to_end(settings: Settings,
                                    "w-2,1.7", "w-3,-2.9"]
     checked = ebi(s, "reconcile")
     assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert f"{s.topic('wells')}" in checked.stdout and "all 1 partition(s) reconcile" in \
+    assert f"{s.topic('wells')}" in checked.stdout and "all 1 input and " in \
         checked.stdout
