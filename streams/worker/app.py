@@ -8,9 +8,10 @@ gateway_id; ``incidents``; ``hazards``).
 Each agent takes events in batches (:mod:`.batches`): it decodes and processes every
 message, sends the outputs (exactly one ledger record per input message, plus
 alerts/statuses/dead letters), and once every output is acknowledged writes each touched key's
-state once to its table and acks the events. faust commits offsets after flushing its
-producer, so a committed offset always has its outputs and its state change in Kafka
-(at-least-once). An error while sending ends the process at once (no ack, no commit, no
+state once to its table and acks the events. Outputs go through librdkafka
+(:mod:`.delivery`) and are acknowledged before the acks; faust commits offsets after flushing
+its own producer (the changelogs), so a committed offset always has its outputs and its state
+change in Kafka (at-least-once). An error while sending ends the process at once (no ack, no commit, no
 flush): the batch is read again by whoever gets the partitions.
 
 A timer (``policy.check_every``) runs the state tables' clocks (silent gateways, incident
@@ -40,6 +41,7 @@ from streams.processors.reference import ReferenceData
 from streams.settings import Settings
 from streams.worker import faust_fixes
 from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
+from streams.worker.delivery import OutputProducer
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
@@ -139,7 +141,8 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
                                                        max_bytes=limits.max_message_bytes),
                         stores, poison_attempts=settings.poison_attempts)
     feed = ReferenceFeed(settings, catalog, registry, reference, metrics)
-    sender = OutputSender(_LazyProducer(app), settings, catalog,
+    sender = OutputSender(OutputProducer.for_settings(settings, policy.limits.max_output_bytes
+                                                      + 64 * 1024), settings, catalog,
                           AvroSerializer(registry, catalog.schemas, millis=True), metrics,
                           max_bytes=limits.max_output_bytes)
     worker = WorkerApp(app, settings, catalog, pipeline, feed, sender, stores,
@@ -198,9 +201,9 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         # effects of a batch whose outputs are not acknowledged yet. After a restart the same
         # alerts may be raised again, with the same deterministic ids.
         out, _changed = pipeline.tick(now_ms())
-        pending: list[Any] = []
+        pending = sender.batch()
         try:
-            await sender.send("", out, pending)
+            sender.send("", out, pending)
             await sender.flush(pending)
         except BaseException as exc:
             die(exc)
@@ -263,14 +266,3 @@ def _named(fn: Any, name: str) -> Any:
 
     agent.__name__ = agent.__qualname__ = name
     return agent
-
-
-class _LazyProducer:
-    """``app.producer`` is created when first used, not when the app is built."""
-
-    def __init__(self, app: faust.App) -> None:
-        self._app = app
-
-    async def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None,
-                   timestamp: float | None, headers: Any) -> Any:
-        return await self._app.producer.send(topic, key, value, partition, timestamp, headers)

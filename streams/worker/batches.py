@@ -26,6 +26,7 @@ from typing import Any
 
 from schemas.records import Source
 from streams.httpserver import Heartbeat
+from streams.worker.delivery import Deliveries
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
@@ -146,11 +147,11 @@ class BatchRunner:
         self.max_inflight = max_inflight
 
     async def process(self, events: list[Any]) -> tuple[
-            list[Any], list[tuple[str, bytes, bytes | None, Any]], list[Any]]:
+            Deliveries, list[tuple[str, bytes, bytes | None, Any]], list[Any]]:
         """Decode, process and send one batch; returns the delivery futures, the state
         snapshots (store, key, snapshot, last event of the key) and the events to ack."""
         pipeline, now = self.pipeline, now_ms()
-        pending: list[Any] = []
+        pending = self.sender.batch()
         touched: dict[tuple[str, bytes], Any] = {}
         replays = 0
         generation = self.generation()
@@ -190,7 +191,7 @@ class BatchRunner:
                     touched.pop((stores_of[name], key), None)
                 messages = self.sender.encode(name, pipeline.quarantine(
                     name, source, msg.key, msg.value or b"", exc, now))
-            await self.sender.produce(name, messages, pending)
+            self.sender.produce(name, messages, pending)
         if replays:
             log.info("skipped %d message(s) read again whose outputs were delivered before a "
                      "restart or rebalance", replays)
@@ -211,7 +212,7 @@ class BatchRunner:
         for tp, offset in zip(new, await self.start(new), strict=True):
             self.guard.begin(tp, offset)
 
-    async def finish(self, stream: Any, events: list[Any], pending: list[Any],
+    async def finish(self, stream: Any, events: list[Any], pending: Deliveries,
                      snapshots: list[tuple[str, bytes, bytes | None, Any]],
                      previous: asyncio.Future[None] | None) -> None:
         try:

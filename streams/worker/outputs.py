@@ -6,15 +6,15 @@ read from its ``Outputs`` field. Records are Avro in Confluent framing (int-mill
 timestamps, schema ids registered once per subject at start-up). ``encode()`` turns one
 message's outputs into bytes and raises :class:`OutputError` for one that cannot be encoded
 or is larger than ``max_bytes`` (the producer's and the topics' limit): the caller sets that
-message aside instead. ``produce()`` hands the bytes to the producer; ``flush()`` awaits every
-delivery of the batch; a failed delivery raises, and the worker then exits hard so that
-nothing of the batch is committed (at-least-once).
+message aside instead. ``produce()`` hands the bytes to the producer (see :mod:`.delivery`),
+counted in the batch's :class:`~.delivery.Deliveries`; ``flush()`` awaits every delivery of
+the batch; a failed delivery raises, and the worker then exits hard so that nothing of the
+batch is committed (at-least-once).
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ from schemas.records import Record
 from streams.metrics import Metrics
 from streams.processors.common import Outputs
 from streams.settings import Settings
+from streams.worker.delivery import Deliveries
 
 
 class OutputError(ValueError):
@@ -108,26 +109,27 @@ class OutputSender:
                 found.append(self._encode(t, record))
         return found
 
-    async def produce(self, logical_input: str, messages: list[Encoded],
-                      pending: list[Awaitable[Any]]) -> None:
-        """Hand encoded outputs to the producer; their delivery futures go to ``pending``."""
+    @staticmethod
+    def batch() -> Deliveries:
+        """The deliveries of one batch of outputs."""
+        return Deliveries()
+
+    def produce(self, logical_input: str, messages: list[Encoded],
+                pending: Deliveries) -> None:
+        """Hand encoded outputs to the producer, counted in ``pending``."""
         for m in messages:
             t = m.target
-            pending.append(await self.producer.send(t.ctx.topic, m.key, m.value, None, None,
-                                                    None))
+            self.producer.produce(t.ctx.topic, m.key, m.value, pending)
             t.counter.inc()
             count = self._count.get(t.field)
             if count is not None:
                 count(logical_input, m.record)
 
-    async def send(self, logical_input: str, out: Outputs,
-                   pending: list[Awaitable[Any]]) -> None:
+    def send(self, logical_input: str, out: Outputs, pending: Deliveries) -> None:
         """Encode and hand the outputs to the producer (raises OutputError)."""
-        await self.produce(logical_input, self.encode(logical_input, out), pending)
+        self.produce(logical_input, self.encode(logical_input, out), pending)
 
     @staticmethod
-    async def flush(pending: list[Awaitable[Any]]) -> int:
+    async def flush(pending: Deliveries) -> int:
         """Wait for every delivery in ``pending``; raises if any failed."""
-        if pending:
-            await asyncio.gather(*pending)
-        return len(pending)
+        return await pending.wait()

@@ -22,6 +22,7 @@ from streams.processors.base import DictStore
 from streams.processors.context import ProcessorContext
 from streams.processors.reference import ReferenceData
 from streams.settings import Settings
+from streams.worker.delivery import Deliveries
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import Pipeline
 from tests.toy.processor import WELL_LEVEL, toy_catalog
@@ -36,11 +37,11 @@ class Producer:
     def __init__(self) -> None:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, *_: Any) -> Any:
+    def produce(self, topic: str, key: bytes | None, value: bytes,
+                deliveries: Deliveries) -> None:
         self.sent.append((topic, key, value))
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        done.set_result(None)
-        return done
+        deliveries.add()
+        deliveries.delivered()
 
 
 def level(n: int, value: float, site: str = "site-1") -> dict[str, Any]:
@@ -61,7 +62,7 @@ def run_worker(registry: InMemoryRegistry, records: list[dict[str, Any]]) -> Pro
     topic = SETTINGS.topic(WELL_LEVEL.input.name)
 
     async def go() -> None:
-        pending: list[Any] = []
+        pending = sender.batch()
         for offset, rec in enumerate(records):
             value = serializer(rec, SerializationContext(topic, WELL_LEVEL.input.record))
             source = Source(topic, 0, offset, None, T0 + offset)
@@ -71,7 +72,7 @@ def run_worker(registry: InMemoryRegistry, records: list[dict[str, Any]]) -> Pro
                 out, _ = pipeline.apply(WELL_LEVEL.input.name, record, source, b"site-1",
                                         value, T0 + 10_000)
             assert out is not None
-            await sender.send(WELL_LEVEL.input.name, out, pending)
+            sender.send(WELL_LEVEL.input.name, out, pending)
         await sender.flush(pending)
 
     asyncio.run(go())

@@ -14,6 +14,7 @@ from schemas.registry import InMemoryRegistry
 from streams.metrics import Metrics
 from streams.processors.common import Outputs
 from streams.settings import Settings
+from streams.worker.delivery import Deliveries, DeliveryFailed
 from streams.worker.outputs import OutputSender
 from streams.worker.state import StateCache
 
@@ -99,15 +100,11 @@ class FakeProducer:
         self.sent: list[tuple[str, bytes | None, bytes]] = []
         self.fail = fail
 
-    async def send(self, topic: str, key: bytes | None, value: bytes, partition: Any,
-                   timestamp: Any, headers: Any) -> asyncio.Future[Any]:
+    def produce(self, topic: str, key: bytes | None, value: bytes,
+                deliveries: Deliveries) -> None:
         self.sent.append((topic, key, value))
-        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        if self.fail:
-            fut.set_exception(RuntimeError("broker said no"))
-        else:
-            fut.set_result(None)
-        return fut
+        deliveries.add()
+        deliveries.delivered("broker said no" if self.fail else None)
 
 
 def _outputs() -> Outputs:
@@ -130,8 +127,8 @@ def test_sender_encodes_sends_and_awaits_acks() -> None:
     sender.register_schemas()
 
     async def go() -> int:
-        pending: list[Any] = []
-        await sender.send("telemetry", _outputs(), pending)
+        pending = sender.batch()
+        sender.send("telemetry", _outputs(), pending)
         return await sender.flush(pending)
 
     assert asyncio.run(go()) == 2
@@ -148,9 +145,9 @@ def test_sender_flush_raises_on_a_failed_delivery() -> None:
         InMemoryRegistry(), millis=True), Metrics.create(CollectorRegistry()))
 
     async def go() -> None:
-        pending: list[Any] = []
-        await sender.send("telemetry", _outputs(), pending)
+        pending = sender.batch()
+        sender.send("telemetry", _outputs(), pending)
         await sender.flush(pending)
 
-    with pytest.raises(RuntimeError, match="broker said no"):
+    with pytest.raises(DeliveryFailed, match="broker said no"):
         asyncio.run(go())
