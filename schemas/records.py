@@ -17,15 +17,31 @@ PARTITION_SHIFT = 1 << 40
 INT32 = 2**31
 
 
+# Kafka timestamp types of a message (Source.timestamp_type): the broker's receipt time
+# (the topic has message.timestamp.type=LogAppendTime) or the producer's claim.
+LOG_APPEND_TIME = "LogAppendTime"
+CREATE_TIME = "CreateTime"
+
+
+def kafka_timestamp_type(code: int | None, timestamp_ms: int) -> str:
+    """The type of a consumed message's timestamp from the Kafka client's code (aiokafka
+    and faust: 0 CreateTime, 1 LogAppendTime); "" when there is no timestamp."""
+    if not timestamp_ms or code is None:
+        return ""
+    return LOG_APPEND_TIME if code == 1 else CREATE_TIME
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where an input message was read, and when it arrived (Kafka timestamp, ms)."""
+    """Where an input message was read, and when it arrived (Kafka timestamp, ms, and its
+    type: LOG_APPEND_TIME, CREATE_TIME, or "" when not known)."""
 
     topic: str
     partition: int
     offset: int
     schema_id: int | None = None
     timestamp_ms: int = 0
+    timestamp_type: str = ""
 
     @property
     def packed(self) -> int:
@@ -41,7 +57,8 @@ class Source:
     def with_schema(self, schema_id: int | None) -> Source:
         if schema_id is not None and not -INT32 <= schema_id < INT32:
             schema_id = None
-        return Source(self.topic, self.partition, self.offset, schema_id, self.timestamp_ms)
+        return Source(self.topic, self.partition, self.offset, schema_id, self.timestamp_ms,
+                      self.timestamp_type)
 
 
 def unpack(packed: int) -> tuple[int, int]:

@@ -11,25 +11,25 @@ SECRETS=${KAFKA_SETUP_SECRETS:-/run/secrets}
 BIN=${KAFKA_BIN:-/opt/kafka/bin}
 PARTITIONS=12
 
-# topic name                       cleanup   partitions
+# topic name                       cleanup   partitions  timestamps (LogAppendTime: the broker's receipt)
 TOPICS="
-ebi.telemetry                      delete    $PARTITIONS
-ebi.heartbeats                     delete    $PARTITIONS
-ebi.hazards                        delete    $PARTITIONS
-ebi.incidents                      delete    $PARTITIONS
-ebi.enterprises                    compact   $PARTITIONS
-ebi.sensors                        compact   $PARTITIONS
-ebi.telemetry.clean                delete    $PARTITIONS
-ebi.incidents.clean                delete    $PARTITIONS
-ebi.hazards.clean                  delete    $PARTITIONS
-ebi.heartbeats.clean               delete    $PARTITIONS
-ebi.gateway.status                 delete    $PARTITIONS
-ebi.alerts                         delete    $PARTITIONS
-ebi.deadletter                     delete    $PARTITIONS
-ebi-worker-gateways-changelog      compact   $PARTITIONS
-ebi-worker-incidents-changelog     compact   $PARTITIONS
-ebi-worker-hazards-changelog       compact   $PARTITIONS
-ebi-worker-__assignor-__leader     delete    1
+ebi.telemetry                      delete    $PARTITIONS LogAppendTime
+ebi.heartbeats                     delete    $PARTITIONS LogAppendTime
+ebi.hazards                        delete    $PARTITIONS LogAppendTime
+ebi.incidents                      delete    $PARTITIONS LogAppendTime
+ebi.enterprises                    compact   $PARTITIONS LogAppendTime
+ebi.sensors                        compact   $PARTITIONS LogAppendTime
+ebi.telemetry.clean                delete    $PARTITIONS CreateTime
+ebi.incidents.clean                delete    $PARTITIONS CreateTime
+ebi.hazards.clean                  delete    $PARTITIONS CreateTime
+ebi.heartbeats.clean               delete    $PARTITIONS CreateTime
+ebi.gateway.status                 delete    $PARTITIONS CreateTime
+ebi.alerts                         delete    $PARTITIONS CreateTime
+ebi.deadletter                     delete    $PARTITIONS CreateTime
+ebi-worker-gateways-changelog      compact   $PARTITIONS CreateTime
+ebi-worker-incidents-changelog     compact   $PARTITIONS CreateTime
+ebi-worker-hazards-changelog       compact   $PARTITIONS CreateTime
+ebi-worker-__assignor-__leader     delete    1           CreateTime
 "
 
 # user                        resource  pattern  name                 operations
@@ -94,12 +94,16 @@ wait_for_cluster() {
 }
 
 create_topics() {
-  local name cleanup partitions
-  while read -r name cleanup partitions; do
+  local name cleanup partitions timestamps
+  while read -r name cleanup partitions timestamps; do
     [ -n "$name" ] || continue
     "$BIN/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
       --topic "$name" --partitions "$partitions" --replication-factor 3 \
-      --config "cleanup.policy=$cleanup" --config min.insync.replicas=2 >/dev/null
+      --config "cleanup.policy=$cleanup" --config "message.timestamp.type=$timestamps" \
+      --config min.insync.replicas=2 >/dev/null
+    # an existing topic (created before) gets the timestamp type too
+    "$BIN/kafka-configs.sh" --bootstrap-server "$BOOTSTRAP" --alter --entity-type topics \
+      --entity-name "$name" --add-config "message.timestamp.type=$timestamps" >/dev/null
   done <<<"$TOPICS"
   log "$(grep -c . <<<"$TOPICS") topics present"
 }

@@ -16,7 +16,7 @@ INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incident
 HAZARDS = State("hazards", "hazard_id", upgrade="streams.processors.layouts:upgrade_hazard")
 
 TELEMETRY = RecordType(
-    "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id"),
+    "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id", receipt_time=True),
     checks="streams.records.rules:check_telemetry",
     processor="streams.processors.telemetry:TelemetryProcessor", state=GATEWAYS,
     clean=Topic("telemetry.clean", "EnrichedTelemetryBatch", "gateway_id"),
@@ -30,7 +30,7 @@ TELEMETRY = RecordType(
     event_time="sent_at", flat_items="readings", canary=True, senders=("gateway",))
 
 HEARTBEAT = RecordType(
-    "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id"),
+    "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id", receipt_time=True),
     checks="streams.records.rules:check_heartbeat",
     processor="streams.processors.gateways:HeartbeatProcessor", state=GATEWAYS,
     clean=Topic("heartbeats.clean", "EnrichedHeartbeat", "gateway_id"),
@@ -42,7 +42,7 @@ HEARTBEAT = RecordType(
     event_time="sent_at", canary=True, senders=("gateway",))
 
 HAZARD = RecordType(
-    "hazard", Topic("hazards", "HazardRecord", "hazard_id"),
+    "hazard", Topic("hazards", "HazardRecord", "hazard_id", receipt_time=True),
     checks="streams.records.rules:check_hazard",
     processor="streams.processors.hazards:HazardProcessor", state=HAZARDS,
     clean=Topic("hazards.clean", "EnrichedHazardRecord", "hazard_id"),
@@ -55,7 +55,7 @@ HAZARD = RecordType(
     senders=("gateway",))  # an enterprise files its hidden dangers through its connection
 
 INCIDENT = RecordType(
-    "incident", Topic("incidents", "IncidentReport", "incident_id"),
+    "incident", Topic("incidents", "IncidentReport", "incident_id", receipt_time=True),
     checks="streams.records.rules:check_incident",
     processor="streams.processors.incidents:IncidentProcessor", state=INCIDENTS,
     clean=Topic("incidents.clean", "EnrichedIncidentReport", "incident_id"),
@@ -70,13 +70,14 @@ INCIDENT = RecordType(
     senders=("regional",))
 
 ENTERPRISE = RecordType(
-    "enterprise", Topic("enterprises", "Enterprise", "enterprise_id", compacted=True),
+    "enterprise", Topic("enterprises", "Enterprise", "enterprise_id", compacted=True,
+                       receipt_time=True),
     checks="streams.records.rules:check_enterprise",
     reference=Reference("enterprises", "streams.processors.reference:enterprise_ref"),
     canary=True, senders=("registrar",))
 
 SENSOR = RecordType(
-    "sensor", Topic("sensors", "Sensor", "sensor_id", compacted=True),
+    "sensor", Topic("sensors", "Sensor", "sensor_id", compacted=True, receipt_time=True),
     checks="streams.records.rules:check_sensor",
     reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True,
     senders=("registrar",))

@@ -27,12 +27,15 @@ import fastavro
 @dataclass(frozen=True)
 class Topic:
     """A Kafka topic: logical name (the deployment adds its prefix), the Avro record it
-    carries and the record field that keys it ("" for none)."""
+    carries and the record field that keys it ("" for none). ``receipt_time``: the broker
+    stamps each message with its own receipt time (``message.timestamp.type=LogAppendTime``),
+    so a sender cannot set the time its message reached the platform."""
 
     name: str
     record: str
     key: str = ""
     compacted: bool = False
+    receipt_time: bool = False
 
 
 @dataclass(frozen=True)

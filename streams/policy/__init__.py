@@ -15,6 +15,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streams.localtime import CST, Zone
+from streams.policy.incidents import (
+    ReportingRules,
+    default_reporting,
+    parse_reporting,
+    parse_time_zone,
+)
 from streams.records.regions import RegionTableError, table
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
@@ -111,6 +118,8 @@ class Policy:
     # The GB/T 2260 division table the region checks use (streams.records.regions); empty:
     # the bundled one. Set from the region_table setting by load_policy.
     region_table: str = ""
+    zone: Zone = CST     # of the reporting clocks ([time_zone])
+    reporting: ReportingRules = field(default_factory=default_reporting)  # .incidents
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -235,6 +244,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                                                   "gateways.default_interval"),
         raw=data,
         limits=_limits(data.get("limits", {})),
+        zone=parse_time_zone(data), reporting=parse_reporting(data),
     )
 
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.records import PARTITION_SHIFT, Record, Source
+from schemas.records import CREATE_TIME, PARTITION_SHIFT, Record, Source
 from streams.records.rules import Violation
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
@@ -27,6 +27,26 @@ def arrival_ms(source: Source, now_ms: int) -> int:
     Arrival times come from the message, not from when the worker got round to it, so a
     backlog does not make readings late and a replay after a crash decides the same way."""
     return source.timestamp_ms if source.timestamp_ms > 0 else now_ms
+
+
+def receipt(source: Source, now_ms: int) -> tuple[int, str]:
+    """When the platform received the message, and whose clock says so.
+
+    ``BROKER``: the broker's timestamp of a LogAppendTime topic (the input topics are
+    declared so), which the sender cannot set. A CreateTime timestamp is the sender's claim,
+    so the worker's clock stands in (``WORKER``): never earlier than the truth, but a
+    backlog makes messages late. A message without a timestamp gets the worker's clock; a
+    timestamp of unknown type (tools, tests) is taken as the broker's. Deterministic for a
+    message read again on a LogAppendTime topic."""
+    if source.timestamp_ms > 0 and source.timestamp_type != CREATE_TIME:
+        return source.timestamp_ms, "BROKER"
+    return now_ms, "WORKER"
+
+
+def receipt_ms(source: Source, now_ms: int) -> int:
+    """:func:`receipt`'s time: what lateness is measured at (with the sender's own time
+    when that is later)."""
+    return receipt(source, now_ms)[0]
 
 
 def already_applied(state: Mapping[str, Any] | None, field: str, source: Source) -> bool:
@@ -76,6 +96,10 @@ SEVERITY = {
     "REPORT_DUE_SOON": "INFO", "REPORT_OVERDUE": "WARNING", "SUSPECTED_CONCEALMENT": "CRITICAL",
     "FIGURE_JUMP": "WARNING", "FIGURE_DROP": "WARNING", "CASUALTIES_FELL": "WARNING",
     "GATEWAY_OFFLINE": "WARNING", "GATEWAY_ONLINE": "INFO", "HAZARD_OVERDUE": "WARNING",
+    # incident reporting rules (streams/processors/incidents)
+    "RECEIVED_LATE": "WARNING", "REPEATED_INITIAL": "WARNING", "REPORT_AFTER_FINAL": "WARNING",
+    "LATE_CASUALTY_CHANGE": "WARNING", "ESCALATION_REQUIRED": "WARNING",
+    "ESCALATION_OVERDUE": "CRITICAL", "DAILY_REPORT_OVERDUE": "WARNING",
 }
 
 

@@ -6,11 +6,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
+from typing import TYPE_CHECKING
 
 from streams.metrics import Metrics
 from streams.policy import Policy
 from streams.processors.liveness import GatewayMonitor
 from streams.processors.reference import ReferenceData
+
+if TYPE_CHECKING:
+    from streams.processors.incidents.clocks import IncidentBook
 
 
 @dataclass
@@ -23,3 +27,10 @@ class ProcessorContext:
     @cached_property
     def gateways(self) -> GatewayMonitor:
         return GatewayMonitor(self.policy, self.reference, self.metrics)
+
+    @cached_property
+    def incident_book(self) -> IncidentBook:
+        """Open and overdue incidents for the gauges (the processor and the clock share it)."""
+        from streams.processors.incidents.clocks import IncidentBook
+
+        return IncidentBook()

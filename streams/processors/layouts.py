@@ -35,7 +35,7 @@ from typing import Any
 from streams.processors.anomalies import SensorState
 from streams.processors.dedup import id_hash
 from streams.processors.hazards import HazardState
-from streams.processors.incidents import IncidentState
+from streams.processors.incidents import IncidentState, complete
 from streams.processors.liveness import GatewayState
 
 
@@ -99,7 +99,7 @@ def upgrade_incident(state: Any) -> IncidentState:
     }
     if "at_i" in state:
         new["applied"] = state["at_i"]
-    return new
+    return complete(new)
 
 
 def upgrade_hazard(state: Any) -> HazardState:

@@ -52,9 +52,9 @@ from streams.processors.anomalies import SensorScorer, SensorState, new_sensor_s
 from streams.processors.common import (
     Outputs,
     already_applied,
-    arrival_ms,
     canary_tag,
     make_alert,
+    receipt_ms,
 )
 from streams.processors.liveness import GatewayState, new_gateway_state
 from streams.records.rules import check_reading
@@ -104,7 +104,7 @@ class TelemetryProcessor:
                 f"envelope {env['sequence']} from gateway {gateway_id}: enterprise "
                 f"{enterprise_id} is not registered", "validate", now_ms, tag=tag))
             return out, state
-        arrival = arrival_ms(source, now_ms)
+        arrival = receipt_ms(source, now_ms)   # the broker's receipt (LogAppendTime)
         problem = self._envelope_problem(env, arrival)
         if problem is not None:
             code, why = problem

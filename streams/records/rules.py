@@ -29,7 +29,8 @@ PROVINCES = frozenset({
     "65", "71", "81", "82",
 })
 FIGURES = ("deaths", "missing", "serious_injuries", "direct_economic_loss_cny",
-           "affected_population")
+           "affected_population", "relocated_or_assisted", "houses_collapsed_rooms",
+           "houses_collapsed_households", "drought_assisted_population", "farming_population")
 
 
 @dataclass(frozen=True, slots=True)

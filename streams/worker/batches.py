@@ -24,7 +24,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from schemas.records import Source
+from schemas.records import Source, kafka_timestamp_type
 from streams.httpserver import Heartbeat
 from streams.worker.delivery import Deliveries
 from streams.worker.outputs import OutputSender
@@ -171,7 +171,8 @@ class BatchRunner:
             done.append(event)
             name = self.logical[msg.topic]
             ts = int(msg.timestamp * 1000) if msg.timestamp else 0
-            source = Source(msg.topic, msg.partition, msg.offset, None, ts)
+            source = Source(msg.topic, msg.partition, msg.offset, None, ts,
+                            kafka_timestamp_type(getattr(msg, "timestamp_type", None), ts))
             key: bytes | None = None
             try:
                 record, source, out = pipeline.decode(name, source, msg.key, msg.value, now)

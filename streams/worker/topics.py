@@ -1,8 +1,10 @@
 """Create the pipeline's topics (every topic of the catalog) if they are missing, or check
 that they exist: partitions from the settings, replication 1, compaction where the catalog
 says, and each topic's largest message from the policy (inputs: ``max_message_bytes``;
-everything the worker writes, and its changelogs: ``max_output_bytes``). Existing topics
-are left alone."""
+everything the worker writes, and its changelogs: ``max_output_bytes``), and the broker's
+receipt time as the message timestamp where the catalog declares it (``receipt_time``: the
+input topics). Existing topics are left alone, except that a declared receipt time is set
+on an existing topic still stamped with the sender's CreateTime (an upgrade)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from streams.settings import Settings
 
 log = logging.getLogger(__name__)
 BATCH_OVERHEAD = 64 * 1024   # a record batch's own bytes around one message
+TIMESTAMP_TYPE = "message.timestamp.type"
+LOG_APPEND_TIME = "LogAppendTime"
 
 
 class MissingTopicsError(RuntimeError):
@@ -33,6 +37,8 @@ def topic_config(catalog: Catalog, limits: Limits) -> dict[str, dict[str, str]]:
         config = {"max.message.bytes": str(size + BATCH_OVERHEAD)}
         if topic.compacted:
             config["cleanup.policy"] = "compact"
+        if topic.receipt_time:
+            config[TIMESTAMP_TYPE] = LOG_APPEND_TIME
         out[topic.name] = config
     return out
 
@@ -65,6 +71,8 @@ def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: f
     wanted = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
               for name, config in specs if name not in existing]
     created: list[str] = []
+    set_receipt_time(admin, [name for name, config in specs if name in existing and
+                             config.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME], timeout)
     if not wanted:
         return created
     for name, future in admin.create_topics(wanted, operation_timeout=timeout).items():
@@ -78,6 +86,40 @@ def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: f
         log.info("created topics: %s", ", ".join(sorted(created)))
         _await_metadata(admin, set(created), timeout)
     return created
+
+
+def set_receipt_time(admin: object, names: list[str], timeout: float) -> list[str]:
+    """Set ``message.timestamp.type=LogAppendTime`` on those of the existing topics
+    ``names`` that have another timestamp type; returns the names changed."""
+    from confluent_kafka import KafkaException
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    if not names:
+        return []
+    resources = [ConfigResource("TOPIC", name) for name in names]
+    stale = []
+    try:
+        for resource, future in admin.describe_configs(  # type: ignore[attr-defined]
+                resources, request_timeout=timeout).items():
+            entry = future.result(timeout).get(TIMESTAMP_TYPE)
+            if entry is None or entry.value != LOG_APPEND_TIME:
+                stale.append(resource.name)
+        if not stale:
+            return []
+        changes = [ConfigResource("TOPIC", name, incremental_configs=[ConfigEntry(
+            TIMESTAMP_TYPE, LOG_APPEND_TIME, incremental_operation=AlterConfigOpType.SET)])
+            for name in stale]
+        for future in admin.incremental_alter_configs(  # type: ignore[attr-defined]
+                changes, request_timeout=timeout).values():
+            future.result(timeout)
+    except KafkaException as exc:   # an identity that may create topics but not configure
+        log.warning("cannot set %s=%s on %s (%s): lateness is then measured on the worker's "
+                    "clock; run `ebi access apply` as the admin", TIMESTAMP_TYPE,
+                    LOG_APPEND_TIME, ", ".join(stale or names), exc)
+        return []
+    log.info("set %s=%s on %s (timestamps are now the broker's receipt time)",
+             TIMESTAMP_TYPE, LOG_APPEND_TIME, ", ".join(sorted(stale)))
+    return sorted(stale)
 
 
 def _require(settings: Settings, catalog: Catalog, existing: set[str],

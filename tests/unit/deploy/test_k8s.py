@@ -153,6 +153,13 @@ def test_topics_are_exactly_the_catalog_with_its_compaction() -> None:
     for spec in TOPICS.values():
         config = topics[SETTINGS.topic(spec.name)]["spec"]["config"]
         assert config["cleanup.policy"] == ("compact" if spec.compacted else "delete"), spec.name
+        assert config.get("message.timestamp.type", "CreateTime") == (
+            "LogAppendTime" if spec.receipt_time else "CreateTime"), spec.name
+
+
+def test_the_input_topics_carry_the_brokers_receipt_time() -> None:
+    assert all(CATALOG.topic(name).receipt_time for name in CATALOG.input_topics())
+    assert not any(t.receipt_time for t in CATALOG.worker_outputs())
 
 
 def test_the_worker_state_topics_are_its_changelogs_and_assignor_topic() -> None:
@@ -268,11 +275,12 @@ def _setup_table(name: str) -> list[list[str]]:
 
 
 def test_the_compose_setup_creates_the_same_topics_and_acls() -> None:
-    topics = {name: (cleanup, int(parts.replace("$PARTITIONS", str(PARTITIONS))))
-              for name, cleanup, parts in _setup_table("TOPICS")}
-    k8s_topics = {doc["spec"].get("topicName", name): (doc["spec"]["config"]["cleanup.policy"],
-                                                      doc["spec"]["partitions"])
-                  for name, doc in of_kind("KafkaTopic").items()}
+    topics = {name: (cleanup, int(parts.replace("$PARTITIONS", str(PARTITIONS))), stamps)
+              for name, cleanup, parts, stamps in _setup_table("TOPICS")}
+    k8s_topics = {doc["spec"].get("topicName", name): (
+        doc["spec"]["config"]["cleanup.policy"], doc["spec"]["partitions"],
+        doc["spec"]["config"].get("message.timestamp.type", "CreateTime"))
+        for name, doc in of_kind("KafkaTopic").items()}
     assert topics == k8s_topics
     acls: dict[str, dict[Acl, set[str]]] = {}
     for user, kind, pattern, resource, operations in _setup_table("ACLS"):

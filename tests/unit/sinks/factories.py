@@ -59,6 +59,11 @@ def incident(offset: int, *, topic: str = "incidents", partition: int = 0,
         "received_at": t0 + 3_000_500 + offset, "duplicate": duplicate,
         "implied_level": implied, "deadline_at": t0 + 3_600_000, "late": late,
         "late_by_ms": 600_000 if late else 0, "flags": flags or [], "tag": None,
+        "relocated_or_assisted": 0, "houses_collapsed_rooms": 0,
+        "houses_collapsed_households": 0, "drought_assisted_population": 0,
+        "farming_population": 0, "declared_response": None, "stable": False,
+        "implied_response": None, "receipt_at": t0 + 3_000_400 + offset,
+        "receipt_clock": "BROKER",
     }
 
 

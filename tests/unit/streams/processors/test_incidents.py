@@ -28,7 +28,8 @@ def report(rid: str, stage: str = "INITIAL", reported: int = T0, occurred: int =
 
 
 def src(offset: int, arrived: int = T0 + 72 * H) -> Source:
-    return Source("ebi.incidents", 0, offset, 3, arrived)
+    """The broker's receipt time of the report (LogAppendTime)."""
+    return Source("ebi.incidents", 0, offset, 3, arrived, "LogAppendTime")
 
 
 @pytest.fixture
@@ -39,8 +40,9 @@ def proc(ctx: ProcessorContext) -> IncidentProcessor:
 def chain(proc: IncidentProcessor, *reports: dict[str, Any]) -> tuple[list[Any], Any]:
     state = None
     outs = []
-    for i, rep in enumerate(reports):
-        out, state = proc.process(rep, src(i), b"inc-1", b"raw", state, T0 + 3 * 24 * H)
+    for i, rep in enumerate(reports):   # each received a second after it was filed
+        out, state = proc.process(rep, src(i, rep["reported_at"] + 1000), b"inc-1", b"raw",
+                                  state, T0 + 3 * 24 * H)
         outs.append(out)
     return outs, state
 
@@ -51,14 +53,14 @@ def test_initial_on_time(proc: IncidentProcessor) -> None:
     clean = out.clean
     assert clean["late"] is False and clean["late_by_ms"] == 0 and clean["flags"] == []
     assert clean["deadline_at"] == T0 + H // 2 and clean["implied_level"] == "ORDINARY"
-    assert state["next_due_at"] == T0 + 24 * H and state["next_due_stage"] == "FOLLOW_UP"
+    assert state["next_due_at"] == T0 + 24 * H + 1000 and state["next_due_stage"] == "FOLLOW_UP"
     encodes("EnrichedIncidentReport", clean)
 
 
 def test_late_initial_has_late_by_and_alert(proc: IncidentProcessor, metrics: Metrics) -> None:
     [out], _ = chain(proc, report("r1", reported=T0 + 2 * H))   # due T0 + 0.5 h
-    assert out.clean is not None
-    assert out.clean["late"] is True and out.clean["late_by_ms"] == 3 * H // 2
+    assert out.clean is not None   # received 1 s after it was filed: that second counts
+    assert out.clean["late"] is True and out.clean["late_by_ms"] == 3 * H // 2 + 1000
     assert out.clean["flags"] == ["LATE"]
     [alert] = out.alerts
     assert alert["alert_type"] == "LATE_REPORT" and alert["subject_id"] == "inc-1"
@@ -69,7 +71,7 @@ def test_follow_up_deadline_counts_from_previous_report(proc: IncidentProcessor)
     outs, _ = chain(proc, report("r1"), report("r2", "FOLLOW_UP", reported=T0 + 25 * H))
     second = outs[1].clean
     assert second is not None and second["duplicate"] is False
-    assert second["deadline_at"] == T0 + 24 * H and second["late_by_ms"] == H
+    assert second["deadline_at"] == T0 + 24 * H + 1000 and second["late_by_ms"] == H
 
 
 @pytest.mark.parametrize("stage", ["FOLLOW_UP", "SUPPLEMENTARY", "FINAL"])
