@@ -11,8 +11,8 @@ alerts/statuses/dead letters), and once every output is acknowledged writes each
 state once to its table and acks the events. Outputs go through librdkafka
 (:mod:`.delivery`) and are acknowledged before the acks; faust commits offsets after flushing
 its own producer (the changelogs), so a committed offset always has its outputs and its state
-change in Kafka (at-least-once). An error while sending ends the process at once (no ack, no commit, no
-flush): the batch is read again by whoever gets the partitions.
+change in Kafka (at-least-once). An error while sending ends the process at once (no ack, no
+commit, no flush): the batch is read again by whoever gets the partitions.
 
 A timer (``policy.check_every``) runs the state tables' clocks (silent gateways, incident
 deadlines) over the locally owned state and updates the gauges.
