@@ -4,8 +4,9 @@ Clean chains: the initial report within its deadline (10-60 % of it), declared l
 to the level the figures imply, follow-ups whose figures only grow (by at most +1 death,
 +2 serious injuries, x1.3 loss, x1.4 population: never a FIGURE_JUMP or FIGURE_DROP).
 Faults: a late INITIAL report (late_by_ms exact against the policy rule, which starts at
-"occurred"), concealment (declared one level below the implied level on the INITIAL
-report), a figure jump on one follow-up, duplicate re-sends, and invalid stand-alone reports.
+"occurred"; the worker measures at the later of reported_at and the broker's receipt, so
+it may add the transit time), concealment (declared one level below the implied level on an
+accident's INITIAL report), a figure jump on one follow-up, duplicate re-sends, and invalid stand-alone reports.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class IncidentSource:
                      invalid: str | None = None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """An INITIAL report emitted at ``now_ms`` (and its chain scheduled), with truth."""
         rng = self.rng
-        kind = "PRODUCTION_SAFETY" if rng.random() < 0.6 else "NATURAL_DISASTER"
+        # concealment is declared below Decree 493's level: an accident's (disasters are
+        # graded by the relief plan's response levels, which need far larger figures)
+        kind = "PRODUCTION_SAFETY" if rng.random() < 0.6 or conceal else "NATURAL_DISASTER"
         level = rng.choice(("COUNTY", "COUNTY", "CITY", "ENTERPRISE")) \
             if kind == "PRODUCTION_SAFETY" else rng.choice(("COUNTY", "COUNTY", "CITY"))
         figures = self.figures(conceal)

@@ -320,8 +320,11 @@ def score(truth: list[dict[str, Any]], outputs: OutputReader, sim_end_ms: int) -
                                                                      for r in copies)
         elif kind == "late_report":
             firsts = [r for r in by_report.get(line["report_id"], []) if not r["duplicate"]]
+            # lateness counts from the later of reported_at and the broker's receipt
+            transit = max(0, firsts[0]["receipt_at"] - firsts[0]["reported_at"]) \
+                if firsts else 0
             ok = bool(firsts) and firsts[0]["late"] and \
-                firsts[0]["late_by_ms"] == line["late_by_ms"]
+                firsts[0]["late_by_ms"] == line["late_by_ms"] + transit
             explained_reports[line["report_id"]].add("LATE")
         elif kind == "late_telemetry":
             r = readings.get(line["reading_id"])
