@@ -30,6 +30,9 @@ TRANSIENT_CODES = frozenset({3, 32, 159, 160, 164, 202, 203, 209, 210, 236, 241,
                              319, 394, 425, 439, 999})
 # Missing database/table/column: the schema is not there (run `ebi migrate`).
 SCHEMA_CODES = frozenset({16, 47, 60, 81})
+# The user may not do that: readonly (164), DDL prohibited (392, 18.16's allow_ddl = 0),
+# database access denied (291), not enough privileges (497, access control).
+DENIED_CODES = frozenset({164, 291, 392, 497})
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
