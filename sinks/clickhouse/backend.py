@@ -117,7 +117,11 @@ def classify(exc: BaseException, what: str) -> ClickHouseError:
     if not isinstance(code, int):
         found = _CODE.search(text)
         code = int(found.group(1)) if found else None
-    message = f"{what}: {text.splitlines()[0] if text else type(exc).__name__}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    if len(lines) > 1 and re.fullmatch(r"Code: \d+\.", first):   # the driver's "Code: 193."
+        first = re.sub(r"\s*Stack trace:?$", "", f"{first} {lines[1]}")
+    message = f"{what}: {first}"
     if "Cannot lock file" in text or "is locked by another" in text:
         return StoreBusyError(message, code)
     name = type(exc).__name__

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
 from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, connect
-from sinks.clickhouse.backend import DENIED_CODES
 from sinks.clickhouse.config import ConfigError, display_url, login_url, parse_url
 from sinks.clickhouse.regions import SCOPE_TABLE
 from streams.credentials import CLICKHOUSE_USERS, clickhouse_login
@@ -102,15 +101,19 @@ def connect_reader(settings: Settings) -> Reader:
     try:
         backend = connect(url)
     except ClickHouseError as exc:
-        if exc.code not in DENIED_CODES:
-            raise
-        backend = _own_database(url, config.database, user)
+        # 18.16 drops the connection of a user who may not open the database asked for
+        # (the driver sees EOF); access control says so (291, 497)
+        backend = _own_database(url, config.database, user, exc)
     return Reader(backend, user, _scope_info(backend))
 
 
-def _own_database(url: str, asked: str, user: str) -> Backend:
-    """The one database ``user`` may open, when ``asked`` is not theirs."""
-    probe = connect(_with_database(url, "system"))
+def _own_database(url: str, asked: str, user: str, error: ClickHouseError) -> Backend:
+    """The one database ``user`` may open, when ``asked`` is not theirs (``error``: what
+    opening ``asked`` raised, raised again if the user cannot log in at all)."""
+    try:
+        probe = connect(_with_database(url, "system"))
+    except ClickHouseError:
+        raise error from None
     try:
         names = [str(n) for (n,) in probe.query(
             "SELECT name FROM system.databases WHERE name != 'system' ORDER BY name").rows]
