@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 from sinks.clickhouse import Backend, ClickHouseError, connect
+from sinks.clickhouse.backend import DENIED_CODES
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.regions import drop, existing
 from streams.access.analysts import connect_reader
@@ -295,6 +296,14 @@ def test_the_sink_writes_but_cannot_read_analyst_views_or_change_tables(
             sink.command(statement)
         assert caught.value.code in codes, f"{statement}: {caught.value}"
     assert sink.query(f"SELECT count() FROM {secured.db}.ledger").scalar() > 0  # its own
+    sink.close()
+    # `ebi sink` opens its database with create_database (denied, the database is there)
+    # and leaves the migrations, which it may not run, to the admin
+    sink = connect(_url(secured.port, secured.db, "ebi_sink", secured.passwords["ebi_sink"]),
+                   create_database=True)
+    with pytest.raises(ClickHouseError) as caught:
+        migrate(sink)
+    assert caught.value.code in DENIED_CODES
     sink.close()
     with pytest.raises(ClickHouseError):   # nor log in anywhere else
         secured.login("ebi_sink", f"{secured.db}_r32")
