@@ -313,6 +313,9 @@ def build(backend: Backend, scope: Scope, catalog: Catalog | None = None,
     if not force and built_checksum(backend, p.database) == checksum:
         return False
     sdb = p.database
+    # the copies' columns, asked before anything is dropped (a base table without a column
+    # of the catalog fails here: run `ebi migrate` first)
+    typed = {s.name: _types(backend, s.select(db, scope)) for s in p.sources}
     drop(backend, db, scope.name)
     backend.command(f"CREATE DATABASE IF NOT EXISTS {sdb}")
     backend.command(f"CREATE TABLE {sdb}.{SCOPE_TABLE} (name String, region String, "
@@ -321,7 +324,7 @@ def build(backend: Backend, scope: Scope, catalog: Catalog | None = None,
     columns_of: dict[str, list[str]] = {}
     for s in p.sources:
         select = s.select(db, scope)
-        columns = _types(backend, select)
+        columns = typed[s.name]
         columns_of[s.name] = [n for n, _ in columns]
         hidden = set(s.masked_columns(scope))
         backend.command(_create(sdb, s.name, columns, _comments(s.rules, scope, hidden),
