@@ -88,9 +88,15 @@ def registry_login(settings: Settings) -> Login | None:
 
 
 def clickhouse_login(settings: Settings) -> Login | None:
-    """None: the URL's own user part (or ClickHouse's default user) is used."""
+    """None: the URL's own user part (or ClickHouse's default user) is used. A user given
+    without a password gets the local stack's generated one, if it has one (the ClickHouse
+    users of deploy/access/local.toml: ``EBI_CLICKHOUSE_USER=analyst_32 ebi query ...``)."""
     if settings.clickhouse_user:
-        return Login(settings.clickhouse_user, settings.clickhouse_password)
+        password = settings.clickhouse_password
+        if not password:
+            generated = read_credentials(settings.data_dir).get("clickhouse", {})
+            password = Secret(generated.get(settings.clickhouse_user, ""))
+        return Login(settings.clickhouse_user, password)
     user = CLICKHOUSE_USERS.get(settings.identity)
     table = read_credentials(settings.data_dir).get("clickhouse", {})
     if user is None or user not in table:

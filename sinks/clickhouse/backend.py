@@ -30,6 +30,9 @@ TRANSIENT_CODES = frozenset({3, 32, 159, 160, 164, 202, 203, 209, 210, 236, 241,
                              319, 394, 425, 439, 999})
 # Missing database/table/column: the schema is not there (run `ebi migrate`).
 SCHEMA_CODES = frozenset({16, 47, 60, 81})
+# The user may not do that: readonly (164), DDL prohibited (392, 18.16's allow_ddl = 0),
+# database access denied (291), not enough privileges (497, access control).
+DENIED_CODES = frozenset({164, 291, 392, 497})
 _CODE = re.compile(r"Code:\s*(\d+)")
 
 
@@ -114,7 +117,11 @@ def classify(exc: BaseException, what: str) -> ClickHouseError:
     if not isinstance(code, int):
         found = _CODE.search(text)
         code = int(found.group(1)) if found else None
-    message = f"{what}: {text.splitlines()[0] if text else type(exc).__name__}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    first = lines[0] if lines else type(exc).__name__
+    if len(lines) > 1 and re.fullmatch(r"Code: \d+\.", first):   # the driver's "Code: 193."
+        first = re.sub(r"\s*Stack trace:?$", "", f"{first} {lines[1]}")
+    message = f"{what}: {first}"
     if "Cannot lock file" in text or "is locked by another" in text:
         return StoreBusyError(message, code)
     name = type(exc).__name__

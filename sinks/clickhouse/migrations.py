@@ -7,7 +7,9 @@ Three kinds of step, all generated from the Avro schemas and the server's featur
 * column steps (``column:<table>.<column>``): a field added to an Avro schema (optional,
   with a default) becomes ``ALTER TABLE ... ADD COLUMN ... DEFAULT``; found by comparing
   ``system.columns`` with the generated columns, so they are applied exactly when needed;
-* repeatable (``view:<name>``): the analyst views, re-created when their SQL changes.
+* repeatable (``view:<name>``): the analyst views, re-created when their SQL changes;
+  ``comments:<table>``: each column's classification as its comment
+  (:mod:`.classification`), rewritten when a classification or a column changes.
 
 Every statement is itself idempotent (IF NOT EXISTS, column checks), so a run interrupted
 before it recorded a step just repeats it. Running twice changes nothing the second time.
@@ -23,6 +25,7 @@ from dataclasses import dataclass, field
 
 from schemas.catalog.model import Catalog
 from sinks.clickhouse.backend import Backend, Features
+from sinks.clickhouse.classification import comment_statements
 from sinks.clickhouse.schema import consumed_sql, ledger_sql, table_specs
 from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_TABLES, analyst_views, rollups
 
@@ -105,6 +108,12 @@ def view_steps(db: str, features: Features, catalog: Catalog | None = None) -> l
             for name, select in analyst_views(features, catalog).items()]
 
 
+def comment_steps(db: str, features: Features, catalog: Catalog | None = None) -> list[Step]:
+    return [Step(f"comments:{table}", f"classification of the columns of {table}", statements,
+                 repeatable=True)
+            for table, statements in comment_statements(db, features, catalog).items()]
+
+
 def column_steps(backend: Backend, db: str, catalog: Catalog | None = None) -> list[Step]:
     """ADD COLUMN steps for generated columns a table does not have yet."""
     existing: dict[str, set[str]] = {}
@@ -146,6 +155,7 @@ def migrate(backend: Backend, progress: Callable[[str], None] | None = None,
     _run(backend, db, steps, done, report, progress)
     _run(backend, db, column_steps(backend, db, catalog), done, report, progress)
     _run(backend, db, view_steps(db, backend.features, catalog), done, report, progress)
+    _run(backend, db, comment_steps(db, backend.features, catalog), done, report, progress)
     return report
 
 

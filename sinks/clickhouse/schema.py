@@ -19,6 +19,7 @@ from typing import Any
 
 from schemas.catalog import default_catalog
 from schemas.catalog.model import Catalog, SchemaStore, Table
+from schemas.classification import INTERNAL_RULE, Rule, rule_of
 from sinks.clickhouse.backend import Features
 
 # Avro primitive -> ClickHouse type
@@ -44,6 +45,8 @@ class Field:
     has_default: bool = False
     item: bool = False        # one value per row: an entry of the record's parallel arrays
     sparse: str = ""          # per-row value from this overlay array's entries (by index)
+    # the field's classification (schemas/classification.py); None: the schema gives none
+    rule: Rule | None = field(default=None, compare=False)
 
     def columns(self, features: Features) -> list[tuple[str, str]]:
         """(column name, ClickHouse type) pairs for this field."""
@@ -117,7 +120,7 @@ class TableSpec:
                 out.append(_row_field(avro_field))
             else:
                 out.extend(_fields(avro_field, (), item=False))
-        out.extend(Field(n, k, (n,)) for n, k in self.bookkeeping)
+        out.extend(Field(n, k, (n,), rule=INTERNAL_RULE) for n, k in self.bookkeeping)
         return out
 
     @cached_property
@@ -155,7 +158,7 @@ def _fields(avro_field: dict[str, Any], prefix: tuple[str, ...], item: bool) -> 
         record = _non_null(avro_field["type"])
         return [f for sub in record["fields"] for f in _fields(sub, path, item)]
     return [Field(col, kind, path, nullable=nullable, default=avro_field.get("default"),
-                  has_default="default" in avro_field, item=item)]
+                  has_default="default" in avro_field, item=item, rule=rule_of(avro_field))]
 
 
 def _is_array(avro_type: Any) -> bool:
@@ -180,7 +183,7 @@ def _overlay_fields(avro_field: dict[str, Any]) -> list[Field]:
                              "default (the value of rows without an entry)")
         out.append(Field(sub["name"], kind, (sub["name"],), nullable=nullable,
                          default=sub.get("default"), has_default="default" in sub, item=True,
-                         sparse=avro_field["name"]))
+                         sparse=avro_field["name"], rule=rule_of(sub)))
     return out
 
 
@@ -188,7 +191,7 @@ def _row_field(avro_field: dict[str, Any]) -> Field:
     """The per-row column of a parallel array (its entries' type)."""
     name = avro_field["name"]
     kind, nullable = _kind(avro_field["type"]["items"])
-    return Field(name, kind, (name,), nullable=nullable, item=True)
+    return Field(name, kind, (name,), nullable=nullable, item=True, rule=rule_of(avro_field))
 
 
 def _non_null(avro_type: Any) -> Any:

@@ -5,7 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sinks.clickhouse.backend import Features, QueryResult, classify, parse_version, plain
+from sinks.clickhouse.backend import (
+    DENIED_CODES,
+    Features,
+    QueryResult,
+    classify,
+    parse_version,
+    plain,
+)
 from sinks.clickhouse.config import ClickHouseConfig
 
 
@@ -22,7 +29,9 @@ class ServerBackend:
             try:
                 admin.execute(f"CREATE DATABASE IF NOT EXISTS {config.database}")
             except Exception as exc:
-                raise classify(exc, f"create database {config.database}") from exc
+                error = classify(exc, f"create database {config.database}")
+                if error.code not in DENIED_CODES:   # a user without DDL: it must exist
+                    raise error from exc
             finally:
                 admin.disconnect()
         self.client = Client(config.host, port=config.port, database=config.database,

@@ -6,6 +6,10 @@
   through the Admin API (``ebi access apply``);
 - :mod:`.topics` creates the pipeline's topics as the admin (the worker and the sink may not).
 
-Data access in ClickHouse (analysts' row and column restrictions) is a separate concern and
-will live here too (``clickhouse_roles``), driven by the same declaration.
+- :mod:`.clickhouse_roles` reads the declaration's ``[clickhouse.users]`` (admin, sink,
+  analysts by region, operators, auditors) and provisions their data access in ClickHouse:
+  scope databases and users.xml on servers without access control, users, roles, row
+  policies, column grants and masked views on servers with it;
+- :mod:`.analysts`: who ``ebi query`` and ``ebi report`` run as (the calling reader, in the
+  one database it may open; never the sink).
 """

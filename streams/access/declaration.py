@@ -5,15 +5,17 @@
     gateway-a = ["gateway"]
 
 Role names are those of :data:`ROLES`; unknown roles and malformed names are rejected with
-the file and the principal named.
+the file and the principal named. ``[clickhouse.users]`` declares the ClickHouse users and
+their data-access roles (read and checked by :mod:`streams.access.clickhouse_roles`).
 """
 
 from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from streams.settings import PROJECT_ROOT
 
@@ -30,6 +32,8 @@ class DeclarationError(ValueError):
 class Declaration:
     path: Path
     principals: dict[str, tuple[str, ...]]   # principal name -> roles
+    # ClickHouse user -> {role, region, clearance} (streams/access/clickhouse_roles.py)
+    clickhouse_users: dict[str, Any] = field(default_factory=dict)
 
     def holding(self, role: str) -> list[str]:
         return sorted(p for p, roles in self.principals.items() if role in roles)
@@ -45,10 +49,13 @@ def load_declaration(path: str | Path | None = None) -> Declaration:
                                ) from None
     except tomllib.TOMLDecodeError as exc:
         raise DeclarationError(f"access declaration {file} is not valid TOML: {exc}") from None
-    unknown = sorted(set(data) - {"principals"})
+    unknown = sorted(set(data) - {"principals", "clickhouse"})
     if unknown:
         raise DeclarationError(f"{file}: unknown section(s) {', '.join(unknown)}; "
-                               "expected [principals]")
+                               "expected [principals] and [clickhouse.users]")
+    clickhouse = data.get("clickhouse", {})
+    if set(clickhouse) - {"users"} or not isinstance(clickhouse.get("users", {}), dict):
+        raise DeclarationError(f"{file}: [clickhouse] holds one table, [clickhouse.users]")
     principals: dict[str, tuple[str, ...]] = {}
     for name, roles in data.get("principals", {}).items():
         if not _NAME.match(name):
@@ -65,4 +72,4 @@ def load_declaration(path: str | Path | None = None) -> Declaration:
         principals[name] = tuple(roles)
     if not principals:
         raise DeclarationError(f"{file}: no principals declared")
-    return Declaration(file, principals)
+    return Declaration(file, principals, dict(clickhouse.get("users", {})))

@@ -1,4 +1,10 @@
-"""``ebi query "SQL"``: run SQL against ClickHouse and print a table, CSV or JSON."""
+"""``ebi query "SQL"``: run SQL against ClickHouse and print a table, CSV or JSON.
+
+It runs as the calling reader (``EBI_CLICKHOUSE_USER``, ``EBI_CLICKHOUSE_PASSWORD_FILE``), in
+the one database that reader may open, never with the sink's login; stderr says as whom and
+in which scope (:mod:`streams.access.analysts`). The embedded store (chdb) has no users:
+everything is readable there, so it is for one person on one machine.
+"""
 
 from __future__ import annotations
 
@@ -9,19 +15,27 @@ import sys
 from typing import Any
 
 from sinks.clickhouse import ClickHouseError, QueryResult
-from sinks.store import open_store
 from streams.settings import Settings
+
+EPILOG = ("Runs as EBI_CLICKHOUSE_USER (password from EBI_CLICKHOUSE_PASSWORD_FILE), in the "
+          "database that user may open: a region analyst sees only the region's rows, with "
+          "trade secrets and personal data masked unless cleared. The embedded store (chdb) "
+          "has NO users: everything is readable there; single-user only.")
 
 
 def add(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("sql", help="the query; analysts use the views (see docs/analysts.md)")
     parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
-    backend = open_store(settings, "query")
-    if backend is None:
+    from streams.access.analysts import open_reader
+
+    reader = open_reader(settings, "query")
+    if reader is None:
         return 1
+    backend = reader.backend
     try:
         result = backend.query(args.sql)
     except ClickHouseError as exc:

@@ -4,12 +4,15 @@ or, with ``--html FILE``, as a self-contained daily briefing with charts.
 Incidents by level, late reports, alarms, blind spots, offline gateways, late telemetry,
 anomalies and dead letters, from the deduplicated views; ``--region`` narrows every section
 that has a region to a province, city or county (GB/T 2260 prefix). The SQL is in
-:mod:`streams.report.sections`.
+:mod:`streams.report.sections`. It runs as the calling reader (:mod:`streams.access.analysts`):
+a region analyst's report covers that region only (no ``--region``: theirs; another one is
+refused) and leaves out the sections without a region (dead letters).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime as dt
 import re
 import sys
@@ -17,7 +20,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from sinks.clickhouse import ClickHouseError
-from sinks.store import open_store
 from streams.cli.query import render
 from streams.report.sections import (
     Scope,
@@ -63,6 +65,18 @@ def scope_of(args: argparse.Namespace, now: dt.datetime) -> Scope:
     return Scope(since, until, region_prefix(args.region), now)
 
 
+def within(scope: Scope, allowed: str) -> Scope:
+    """The report's scope narrowed to a reader's region (``allowed``: their GB/T 2260 prefix,
+    "" for every region): no ``--region`` is theirs; one outside it is an error."""
+    if not allowed:
+        return scope
+    if not scope.region:
+        return dataclasses.replace(scope, region=allowed)
+    if not scope.region.startswith(allowed):
+        raise ScopeError(f"region {scope.region} is outside your scope (region {allowed})")
+    return scope
+
+
 def run(args: argparse.Namespace, settings: Settings) -> int:
     now = dt.datetime.now(dt.UTC)
     try:
@@ -73,11 +87,22 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"ebi report: bad time: {exc}", file=sys.stderr)
         return 2
-    backend = open_store(settings, "report")
-    if backend is None:
+    from streams.access.analysts import open_reader
+
+    reader = open_reader(settings, "report")
+    if reader is None:
         return 1
+    backend = reader.backend
     try:
-        data = [load(backend, s) for s in sections(scope)]
+        scope = within(scope, reader.scope.region if reader.scope else "")
+    except ScopeError as exc:
+        backend.close()
+        print(f"ebi report: {exc}", file=sys.stderr)
+        return 2
+    shown = [s for s in sections(scope) if s.regional or reader.scope is None or
+             not reader.scope.region]
+    try:
+        data = [load(backend, s) for s in shown]
     except ClickHouseError as exc:
         print(f"ebi report: {exc}", file=sys.stderr)
         return 1

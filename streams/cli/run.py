@@ -235,7 +235,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         identities = {"worker": "worker", "sink": "sink", "simulate": "simulator"}
         log_dir = str(settings.log_dir)
         os.makedirs(log_dir, exist_ok=True)
-        for step in (["schemas", "register"], ["migrate", "--quiet"]):
+        for step in (["schemas", "register"], ["migrate", "--quiet"],
+                     ["access", "apply", "--only", "clickhouse"]):
             done = subprocess.run([sys.executable, "-m", "streams", *step], env=env)
             if done.returncode != 0:
                 raise StackError(f"`ebi {' '.join(step)}` failed (exit {done.returncode})")

@@ -9,6 +9,8 @@ to FULL_TRANSITIVE: besides BACKWARD_TRANSITIVE (what the registry enforces), wo
 running an older schema must read what upgraded gateways write during a rolling upgrade.
 check --released: offline, no registry: each local .avsc against its released versions in
 ``schemas/releases/`` under its topic's rule (:mod:`schemas.gate`; ``make test`` runs it).
+Both checks also fail on a field without a valid ``classification``
+(:mod:`schemas.classification`).
 release VERSION: copies the current schemas into ``schemas/releases/VERSION``.
 """
 
@@ -68,10 +70,28 @@ def register(settings: Settings, registry: Any, topics: list[str],
     return 0
 
 
+def check_classification(catalog: Catalog, out: TextIO) -> int:
+    """Print every field without a valid classification; the number of them."""
+    from schemas.classification import CLASSES, store_problems
+
+    found = store_problems(catalog.schemas)
+    for line in found:
+        print(f"UNCLASSIFIED {line}", file=out)
+    if found:
+        print(f"{len(found)} field(s) without a valid classification: give each field "
+              f"\"classification\": one of {', '.join(CLASSES)} (schemas/classification.py, "
+              "docs/security.md)", file=out)
+    else:
+        print(f"classification: every field of {len(catalog.schemas.names())} schema(s) "
+              "classified", file=out)
+    return len(found)
+
+
 def check_released(out: TextIO | None = None) -> int:
     from schemas import gate
 
     out = out or sys.stdout
+    unclassified = check_classification(default_catalog(), out)
     results = gate.check(default_catalog())
     for r in results:
         if r.ok:
@@ -83,7 +103,7 @@ def check_released(out: TextIO | None = None) -> int:
         print(f"{len(failed)} schema(s) break their rule against a release: make the change "
               "compatible (add fields with defaults, do not change types) or give the record a "
               "new name on a new topic (schemas/releases/README.md)", file=out)
-    return 1 if failed else 0
+    return 1 if failed or unclassified else 0
 
 
 def release(version: str | None) -> int:
@@ -129,6 +149,7 @@ def check(settings: Settings, registry: Any, topics: list[str],
           catalog: Catalog | None = None) -> int:
     out = out or sys.stdout
     catalog = catalog or default_catalog()
+    unclassified = check_classification(catalog, out)
     failed = 0
     for name in topics:
         subj = subject(settings.topic(name))
@@ -152,4 +173,4 @@ def check(settings: Settings, registry: Any, topics: list[str],
     if failed:
         print(f"{failed} subject(s) incompatible; register the change as a new topic or make "
               "it compatible (add fields with defaults, do not change types)", file=out)
-    return 1 if failed else 0
+    return 1 if failed or unclassified else 0

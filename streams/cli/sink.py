@@ -1,6 +1,7 @@
 """``ebi sink``: write the clean topics, alerts and dead letters to ClickHouse.
 
-Runs its own consumer group (``sink_group``), migrates the schema first (idempotent),
+Runs its own consumer group (``sink_group``), migrates the schema first (idempotent; a
+sink user without DDL, as on a secured server, leaves that to ``ebi migrate``),
 checks that its topics exist (creates them only with ``create_topics``: topic creation is
 the admin's step), and stops cleanly on SIGTERM or
 Ctrl-C (what is buffered is written and committed first).
@@ -16,6 +17,7 @@ from types import FrameType
 from typing import Any
 
 from sinks.clickhouse import ClickHouseError, SchemaError
+from sinks.clickhouse.backend import DENIED_CODES
 from sinks.clickhouse.migrations import migrate
 from sinks.store import wait_for_store
 from streams.settings import Settings
@@ -58,9 +60,14 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             if report.applied:
                 print(f"ebi sink: {report.summary()}", file=sys.stderr)
     except ClickHouseError as exc:
-        _close(backend, queries)
-        print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
-        return 1
+        if exc.code in DENIED_CODES:   # a sink user without DDL (docs/security.md)
+            print(f"ebi sink: user {backend.config.user} may not migrate ({exc}); migrations "
+                  "are the admin's step (`ebi migrate`): continuing with the schema as it is",
+                  file=sys.stderr)
+        else:
+            _close(backend, queries)
+            print(f"ebi sink: migrations failed: {exc}", file=sys.stderr)
+            return 1
     try:
         if not _wait_for_kafka(settings, catalog, lambda: stop["now"]):
             _close(backend, queries)

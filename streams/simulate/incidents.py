@@ -6,7 +6,8 @@ to the level the figures imply, follow-ups whose figures only grow (by at most +
 Faults: a late INITIAL report (late_by_ms exact against the policy rule, which starts at
 "occurred"; the worker measures at the later of reported_at and the broker's receipt, so
 it may add the transit time), concealment (declared one level below the implied level on an
-accident's INITIAL report), a figure jump on one follow-up, duplicate re-sends, and invalid stand-alone reports.
+accident's INITIAL report), a figure jump on one follow-up, duplicate re-sends, and invalid
+stand-alone reports.
 """
 
 from __future__ import annotations

@@ -7,26 +7,31 @@ embedded; ``clickhouse://127.0.0.1:<EBI_CLICKHOUSE_TCP_PORT>/db`` is the stack's
 any other ``clickhouse://`` address is an existing server that the stack only checks.
 
 The stack's own server listens on loopback only and has no open user: ``default`` has a
-generated password (nobody uses it), ``ebi_admin`` (migrations, DDL, tools) and ``ebi_sink``
-(the sink; for now the same rights) have theirs from data_dir/secrets/credentials.toml,
-stored in users.xml as ``password_sha256_hex``. Both the native and the HTTP port ask for
-them. Processes find their user through ``clickhouse_user``/``clickhouse_password`` or their
-``identity`` (admin -> ebi_admin, sink -> ebi_sink).
+generated password (nobody uses it); the users of ``[clickhouse.users]`` in
+deploy/access/local.toml have theirs from data_dir/secrets/credentials.toml, stored in
+users.xml as ``password_sha256_hex`` with their rights (``ebi_admin`` everything,
+``ebi_sink`` the base database without DDL, each reader its scope database, read-only:
+:func:`streams.access.clickhouse_roles.users_xml`). Both the native and the HTTP port ask
+for them. Processes find their user through ``clickhouse_user``/``clickhouse_password`` or
+their ``identity`` (admin -> ebi_admin, sink -> ebi_sink).
 """
 
 from __future__ import annotations
 
 import base64
-import hashlib
 import shutil
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from streams.credentials import Login, clickhouse_login
 from streams.settings import Secret, Settings
-from streams.stack.pki import CLICKHOUSE_USERS, ensure_credentials, write_private
+from streams.stack.pki import ensure_credentials, write_private
 from streams.stack.process import ManagedProcess, StackError, require_port, wait_until
+
+if TYPE_CHECKING:
+    from streams.access.declaration import Declaration
 
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
@@ -56,36 +61,10 @@ CONFIG = """<?xml version="1.0"?>
 </yandex>
 """
 
-USER = """        <{name}>
-            <password_sha256_hex>{digest}</password_sha256_hex>
-            <networks><ip>127.0.0.1</ip><ip>::1</ip></networks>
-            <profile>default</profile>
-            <quota>default</quota>
-        </{name}>
-"""
-
-USERS = """<?xml version="1.0"?>
-<yandex>
-    <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-    <users>
-{users}    </users>
-    <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors>
-        <result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time>
-    </interval></default></quotas>
-</yandex>
-"""
-
-
 def server_binary() -> str | None:
     return shutil.which("clickhouse-server") or next(
         (p for p in ("/usr/sbin/clickhouse-server", "/usr/bin/clickhouse-server")
          if Path(p).exists()), None)
-
-
-def users_xml(passwords: dict[str, str]) -> str:
-    users = "".join(USER.format(name=name, digest=hashlib.sha256(pw.encode()).hexdigest())
-                    for name, pw in sorted(passwords.items()))
-    return USERS.format(users=users)
 
 
 def http_query(port: int, sql: str, timeout: float = 5.0, login: Login | None = None) -> str:
@@ -184,15 +163,30 @@ class ClickHouseServer:
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         (self.dir / "config.xml").write_text(CONFIG.format(
             dir=self.dir, http_port=s.clickhouse_http_port, tcp_port=s.clickhouse_tcp_port))
-        passwords = ensure_credentials(s.data_dir, ())["clickhouse"]
-        write_private(self.dir / "users.xml", users_xml(
-            {name: passwords[name] for name in CLICKHOUSE_USERS}).encode())
+        database = self.parts.path.strip("/") or "default"
+        self.write_users(None, database)
         self.proc.start([binary, f"--config-file={self.dir / 'config.xml'}"], cwd=self.dir)
         wait_until(self.healthy, 60, f"ClickHouse server on 127.0.0.1:{s.clickhouse_tcp_port}",
                    self.proc)
-        database = self.parts.path.strip("/") or "default"
         http_query(s.clickhouse_http_port, f"CREATE DATABASE IF NOT EXISTS `{database}`",
                    login=self._admin_login())
+
+    def write_users(self, declaration: Declaration | None, database: str) -> Path:
+        """users.xml from the access declaration (deploy/access/local.toml unless given),
+        with a generated password for each user; a running server reloads it by itself.
+        Returns its path."""
+        from streams.access.clickhouse_roles import data_users, users_xml
+        from streams.access.declaration import load_declaration
+
+        declaration = declaration or load_declaration()
+        users = data_users(declaration)
+        passwords = ensure_credentials(self.settings.data_dir, (), users)["clickhouse"]
+        path = self.dir / "users.xml"
+        text = users_xml(users.values(), passwords, database)
+        if not path.exists() or path.read_text() != text:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            write_private(path, text.encode())
+        return path
 
     def down(self) -> bool:
         return self.proc.stop(timeout=30)

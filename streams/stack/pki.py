@@ -136,12 +136,15 @@ def ensure_pki(data_dir: Path) -> Pki:
     return pki
 
 
-def ensure_credentials(data_dir: Path, principals: Iterable[str]) -> dict[str, dict[str, str]]:
-    """A password for every principal and ClickHouse user that has none yet; existing
-    passwords are kept. Returns the whole table."""
+def ensure_credentials(data_dir: Path, principals: Iterable[str],
+                       clickhouse_users: Iterable[str] = ()) -> dict[str, dict[str, str]]:
+    """A password for every principal and ClickHouse user (the stack's own and
+    ``clickhouse_users``, those of the declaration) that has none yet; existing passwords
+    are kept. Returns the whole table."""
     table = read_credentials(data_dir)
     changed = False
-    for section, names in (("principals", list(principals)), ("clickhouse", CLICKHOUSE_USERS)):
+    clickhouse = list(dict.fromkeys([*CLICKHOUSE_USERS, *clickhouse_users]))
+    for section, names in (("principals", list(principals)), ("clickhouse", clickhouse)):
         values = table.setdefault(section, {})
         for name in names:
             if name not in values:

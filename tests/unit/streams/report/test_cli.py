@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from streams.access import analysts
 from streams.cli import report
 from streams.settings import Settings
 from tests.unit.streams.report.fixtures import CannedBackend
@@ -20,7 +21,8 @@ def args(*argv: str) -> argparse.Namespace:
 @pytest.fixture
 def backend(monkeypatch: pytest.MonkeyPatch) -> CannedBackend:
     canned = CannedBackend()
-    monkeypatch.setattr(report, "open_store", lambda settings, command: canned)
+    monkeypatch.setattr(analysts, "open_reader",
+                        lambda settings, command: analysts.Reader(canned, "", None))
     return canned
 
 
@@ -66,3 +68,18 @@ def test_bad_flags(backend: CannedBackend, capsys: pytest.CaptureFixture[str],
     assert report.run(args(*argv), Settings()) == 2
     assert message in capsys.readouterr().err
     assert backend.queries == []
+
+
+def test_a_region_analysts_report_covers_their_region_only(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    canned = CannedBackend()
+    scope = analysts.ScopeInfo("r32", "32", "region 32, personal, trade_secret masked")
+    monkeypatch.setattr(analysts, "open_reader",
+                        lambda settings, command: analysts.Reader(canned, "analyst_32", scope))
+    assert report.run(args(*RANGE), Settings()) == 0
+    out = capsys.readouterr().out
+    assert " UTC region 32\n" in out and "Dead letters" not in out
+    assert canned.queries and all("LIKE '32%'" in q for q in canned.queries)
+    assert report.run(args(*RANGE, "--region", "3201"), Settings()) == 0
+    assert report.run(args(*RANGE, "--region", "11"), Settings()) == 2
+    assert "region 11 is outside your scope (region 32)" in capsys.readouterr().err
