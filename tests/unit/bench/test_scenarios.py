@@ -21,26 +21,36 @@ def test_headline_has_the_issue_fields_and_ratios() -> None:
         "p1": {"full": _run("p1", 30_000.0)}, "w2": {"full": _run("w2", 90_000.0)},
         "sink-server": {"full": _run("sink-server", 100_000.0)},
         "sink-embedded": {"full": _run("sink-embedded", 85_000.0)}},
-        "latency": {"10000": {"p50_s": 0.2, "p95_s": 0.3, "p99_s": 0.9, "measured": 5}}}
+        "latency_loads": {"tenth": 6000.0, "half": 30000.0},
+        "latency": {"30000": {"p50_s": 0.2, "p95_s": 0.3, "p99_s": 0.9, "measured": 5}}}
     out = headline(result)
     assert out["readings_per_s_batch100"] == 60_000.0
     assert out["readings_per_s_batch1"] == 3_000.0
     assert out["baseline_readings_per_s"] == 120_000.0
     assert out["ratio_to_baseline"] == 0.5
     assert out["readings_per_s_batch10"] is None and out["ratio_to_baseline_batch10"] is None
-    assert out["p99_s_at_10k"] == 0.9 and out["p99_s_at_1k"] is None
+    assert out["p99_s_at_half_capacity"] == 0.9 and out["p99_s_at_tenth_capacity"] is None
     assert out["scaling"]["x_1_to_4_partitions"] == 2.0
     assert out["scaling"]["x_1_to_2_workers"] == 1.5
     assert out["cost_per_million_readings"]["worker"]["cpu_s"] == 10.0
     assert out["ratio_embedded_to_server_sink"] == 0.85
     assert out["targets"] == {"batch100_at_least_0.9x": False, "batch10_at_least_0.5x": False,
                               "batch1_at_least_0.25x": False, "embedded_sink_at_least_0.8x": True,
-                              "p99_at_10k_at_most_1s": True}
+                              "p99_at_tenth_capacity_at_most_1s": False,
+                              "p99_at_half_capacity_at_most_1s": True}
     text = summary({**result, **out})
-    assert "b100-baseline" in text and "latency at 10,000 readings/s" in text
+    assert "b100-baseline" in text and "latency at 30,000 readings/s" in text
 
 
 def test_scaling_the_sizes_and_choosing_scenarios() -> None:
     names = [s.name for s in default_scenarios(0.1, ["b100", "b1"])]
     assert names == ["warmup", "b100", "sink-server", "sink-embedded", "b1"]
     assert all(s.readings >= 2_000 for s in default_scenarios(0.0001))
+
+
+def test_latency_is_measured_at_a_tenth_and_a_half_of_the_measured_capacity() -> None:
+    from bench.scenarios import latency_loads
+
+    assert latency_loads({"scenarios": {"b100": {"full": _run("b100", 61_234.0)}}}) == {
+        "tenth": 6100.0, "half": 30600.0}
+    assert latency_loads({}) == {"tenth": 1000.0, "half": 10000.0}
