@@ -15,6 +15,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streams.policy.alarms import AlarmPolicy, AlarmPolicyError, parse_alarms
 from streams.records.regions import RegionTableError, table
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
@@ -111,6 +112,7 @@ class Policy:
     # The GB/T 2260 division table the region checks use (streams.records.regions); empty:
     # the bundled one. Set from the region_table setting by load_policy.
     region_table: str = ""
+    alarms: AlarmPolicy = field(default_factory=AlarmPolicy)   # [alarms]: streams.policy.alarms
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -210,10 +212,15 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     figures = data.get("figures", {})
     gateways = data.get("gateways", {})
     default_late = parse_duration(tele.get("late_after", "5m"), "telemetry.late_after")
+    metrics = {k: _metric(k, v, default_late) for k, v in data.get("metric", {}).items()}
+    try:
+        alarms = parse_alarms(data.get("alarms", {}), {k: m.unit for k, m in metrics.items()})
+    except AlarmPolicyError as exc:
+        raise PolicyError(str(exc)) from None
     return Policy(
         name=str(data.get("name", "unnamed")),
         deadlines=tuple(_deadline(r, i) for i, r in enumerate(data.get("deadline", []))),
-        metrics={k: _metric(k, v, default_late) for k, v in data.get("metric", {}).items()},
+        metrics=metrics,
         warn_before=parse_duration(clocks.get("warn_before", "1h"), "clocks.warn_before"),
         check_every=parse_duration(clocks.get("check_every", "30s"), "clocks.check_every"),
         jump_ratio=float(figures.get("jump_ratio", 3.0)),
@@ -235,6 +242,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                                                   "gateways.default_interval"),
         raw=data,
         limits=_limits(data.get("limits", {})),
+        alarms=alarms,
     )
 
 
