@@ -73,11 +73,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"ebi report: bad time: {exc}", file=sys.stderr)
         return 2
+    from streams.policy import PolicyError, load_policy
+
+    try:
+        alarms = load_policy(settings.policy_file or None).alarms   # the flood figures
+    except PolicyError as exc:
+        print(f"ebi report: {exc}", file=sys.stderr)
+        return 2
     backend = open_store(settings, "report")
     if backend is None:
         return 1
     try:
-        data = [load(backend, s) for s in sections(scope)]
+        data = [load(backend, s) for s in sections(scope, alarms)]
     except ClickHouseError as exc:
         print(f"ebi report: {exc}", file=sys.stderr)
         return 1
