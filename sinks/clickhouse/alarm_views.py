@@ -13,11 +13,13 @@ from __future__ import annotations
 
 ALARMS = """
 SELECT alarm_id, alarm_type, severity, subject_type, subject_id, enterprise_id, gateway_id,
-       region_code, first_raised AS raised_at, first_ack AS acknowledged_at,
+       region_code, first_raised AS raised_at,
+       if(acks = 0, NULL, first_ack) AS acknowledged_at,
        ack_by AS acknowledged_by, ack_note AS note, last_cleared AS cleared_at,
        last_cleared IS NULL AS standing, peak_value AS peak, occurrences AS count, events,
        last_changed AS changed_at,
-       toInt64(toUnixTimestamp(first_ack)) - toInt64(toUnixTimestamp(first_raised))
+       if(acks = 0, NULL,
+          toInt64(toUnixTimestamp(first_ack)) - toInt64(toUnixTimestamp(first_raised)))
            AS seconds_to_ack,
        toInt64(toUnixTimestamp(ifNull(last_cleared, now())))
            - toInt64(toUnixTimestamp(first_raised)) AS duration_s
@@ -26,7 +28,8 @@ FROM (
            any(subject_type) AS subject_type, any(subject_id) AS subject_id,
            any(enterprise_id) AS enterprise_id, any(gateway_id) AS gateway_id,
            any(region_code) AS region_code, min(raised_at) AS first_raised,
-           minIf(toNullable(changed_at), transition = 'ACKNOWLEDGED') AS first_ack,
+           countIf(transition = 'ACKNOWLEDGED') AS acks,
+           minIf(changed_at, transition = 'ACKNOWLEDGED') AS first_ack,
            argMinIf(ifNull(acknowledged_by, ''), changed_at, transition = 'ACKNOWLEDGED')
                AS ack_by,
            argMinIf(ifNull(note, ''), changed_at, transition = 'ACKNOWLEDGED') AS ack_note,

@@ -29,14 +29,13 @@ def alarm_sections(scope: Scope, policy: AlarmPolicy | None = None) -> list[Sect
     return [
         Section("floods", f"Alarm floods: alarms per province and {minutes} minutes",
                 f"报警泛滥（按省份、每{minutes}分钟）", f"""
-SELECT province, count() AS windows, sum(alarms) AS alarms,
-       max(alarms) AS peak_per_window, countIf(alarms > {p.flood_limit}) AS flood_windows,
-       argMax(window_start, alarms) AS worst_window
+SELECT province, count() AS windows, sum(n) AS alarms, max(n) AS peak_per_window,
+       countIf(n > {p.flood_limit}) AS flood_windows, argMax(window_start, n) AS worst_window
 FROM (
     SELECT substring(region_code, 1, 2) AS province,
            toDateTime(intDiv(toUInt32(toUnixTimestamp(raised_at)), {window}) * {window},
                       'UTC') AS window_start,
-           count() AS alarms
+           count() AS n
     FROM {SOURCE}
     WHERE {scope.during('raised_at')}{scope.in_region()}
     GROUP BY province, window_start
