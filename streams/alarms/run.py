@@ -84,12 +84,19 @@ class AlarmSource:
                 continue
             partitions = sorted(topic.partitions)
             events = 0
-            for partition in partitions:
-                low, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=timeout)
-                if high > low:
-                    self._ends[partition] = high
-                    events += high - low
+            try:
+                for partition in partitions:
+                    low, high = self.consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, partition), timeout=timeout)
+                    if high > low:
+                        self._ends[partition] = high
+                        events += high - low
+            except KafkaException as exc:   # e.g. a new topic without a leader yet
+                self._ends.clear()
+                self._log("watermarks", f"end offsets of {self.topic} unknown yet, retrying: "
+                                        f"{exc}")
+                time.sleep(wait_every)
+                continue
             self.consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
                                   for p in partitions])
             self._last_message = time.monotonic()
