@@ -54,6 +54,16 @@ def add(parser: argparse.ArgumentParser) -> None:
     ack.add_argument("--note", default="", metavar="TEXT", help="what is being done about it")
     ack.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for the worker's answer (0: do not wait)")
+    flood = sub.add_parser("flood", help="measure alarm floods on simulated traffic, offline",
+                           description="put simulated traffic (with the simulator's usual "
+                                       "faults) through the worker's processors and alarm "
+                                       "book in memory, and print the alarms raised per "
+                                       "province and flood window (the policy's)")
+    flood.add_argument("--duration", type=float, default=1800.0, metavar="SECONDS",
+                       help="simulated seconds of traffic (default %(default)s)")
+    flood.add_argument("--rate", type=float, default=200.0,
+                       help="readings per second (default %(default)s)")
+    flood.add_argument("--seed", type=int, default=7)
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -61,7 +71,35 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         from streams.alarms.acknowledge import acknowledge
 
         return acknowledge(settings, args.alarm_id, args.by, args.note, args.wait)
+    if args.action == "flood":
+        return _flood(args, settings)
     return _forward(args, settings)
+
+
+def _flood(args: argparse.Namespace, settings: Settings) -> int:
+    from collections import Counter
+
+    from streams.alarms.flood import dry_run, flood_figures
+    from streams.policy import PolicyError, load_policy
+    from streams.simulate import SimConfig
+
+    try:
+        policy = load_policy(settings.policy_file or None)
+    except PolicyError as exc:
+        print(f"ebi alarms flood: {exc}", file=sys.stderr)
+        return 2
+    start = int(time.time() * 1000) - int(args.duration * 1000)
+    result = dry_run(SimConfig(seed=args.seed, rate=args.rate, duration_s=args.duration,
+                               start_ms=start), policy)
+    figures = flood_figures(result.events, policy.alarms.flood_window_ms,
+                            policy.alarms.flood_limit)
+    raised = Counter(e["alarm_type"] for e in result.events if e["transition"] == "RAISED")
+    print(f"ebi alarms flood: {result.messages:,} messages over {args.duration:g} simulated s "
+          f"(faults: {dict(sorted(result.truth.items()))})")
+    print(f"{len(result.alerts)} alert(s) became {figures.alarms} alarm(s): "
+          f"{dict(raised.most_common())}")
+    print("\n".join(figures.lines(args.duration / 60)))
+    return 0
 
 
 def _forward(args: argparse.Namespace, settings: Settings) -> int:
