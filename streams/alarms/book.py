@@ -78,7 +78,7 @@ class AlarmEntry(TypedDict):
     over: bool                  # limit alarms: the latest reading was at or over the limit
     clear_since: int            # the condition ended at (0: it has not); waits the off-delay
     sent: list[Any]             # [count, peak, severity, at] of the last RAISED/UPDATED
-    alerts: list[str]           # the latest alert ids counted
+    seen_alerts: list[str]      # the latest alert ids counted
     detail: str                 # the latest alert's message
     version: int                # hazard alarms: the version that raised it
     tag: str | None
@@ -296,7 +296,7 @@ class AlarmBook:
                 "metric": metric, "unit": unit, "threshold": alert.get("threshold"),
                 "raised_at": at, "changed_at": at, "last_at": at, "count": 1,
                 "value": value, "peak": peak, "over": True, "clear_since": 0,
-                "sent": [], "alerts": [str(alert["alert_id"])],
+                "sent": [], "seen_alerts": [str(alert["alert_id"])],
                 "detail": str(alert.get("message") or ""),
                 "version": self._version(clean, None, alert),
                 "tag": alert.get("tag") or canary_tag(subject, str(alert.get("enterprise_id")
@@ -304,9 +304,9 @@ class AlarmBook:
             }
             run.raise_(key, e)
             return
-        if str(alert["alert_id"]) in e["alerts"]:
+        if str(alert["alert_id"]) in e["seen_alerts"]:
             return                      # the same alert again (a replay): counted once
-        e["alerts"] = [*e["alerts"], str(alert["alert_id"])][-RECENT_ALERTS:]
+        e["seen_alerts"] = [*e["seen_alerts"], str(alert["alert_id"])][-RECENT_ALERTS:]
         e["count"] += 1
         e["value"] = value
         e["peak"] = _max(e["peak"], peak)
@@ -400,7 +400,7 @@ class AlarmBook:
                 "metric": ref.metric, "unit": ref.unit, "threshold": limit, "raised_at": at,
                 "changed_at": at, "last_at": at, "count": 1, "value": v,
                 "peak": float(waiting[1]), "over": True, "clear_since": 0, "sent": [],
-                "alerts": [], "detail": "", "version": 0,
+                "seen_alerts": [], "detail": "", "version": 0,
                 "tag": clean.get("tag") or canary_tag(ref.sensor_id, enterprise),
             }
             run.raise_(key, e)
@@ -552,9 +552,8 @@ class AlarmBook:
                 run.clear(key, e["last_at"] + p.quiet_after_ms,
                           f"not recurred for {p.quiet_after_ms // 60000} min")
                 continue
-            latest = max(e["last_at"], e["changed_at"])
-            if now - latest >= p.expire_after_ms:
-                run.clear(key, latest + p.expire_after_ms,
+            if now - e["last_at"] >= p.expire_after_ms:    # news: the condition seen again
+                run.clear(key, e["last_at"] + p.expire_after_ms,
                           f"no news for {p.expire_after_ms // 86_400_000} days")
                 continue
             sent_at = int(e["sent"][3]) if e["sent"] else e["raised_at"]

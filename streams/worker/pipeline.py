@@ -83,6 +83,8 @@ class Pipeline:
             (o, resolve(o.stage)(ctx), o.state.name) for o in catalog.stages
             if o.state is not None]
         self._touched: list[tuple[str, bytes]] = []
+        # stage states a clock changed: written with the next record of their key
+        self._ticked: set[tuple[str, bytes]] = set()
         # per state table and partition: last arrival (ms) and when the worker last read one
         self._arrival: dict[tuple[str, int], int] = {}
         self._activity: dict[tuple[str, int], int] = {}
@@ -153,7 +155,9 @@ class Pipeline:
             if route.kind.state is not None and route.kind.state.name == store:
                 continue                 # the stage's own input (alarm commands)
             try:
-                if stage.observe(key, out, self.stores[store], now_ms):
+                if stage.observe(key, out, self.stores[store], now_ms) or \
+                        (store, key) in self._ticked:
+                    self._ticked.discard((store, key))
                     self._touched.append((store, key))
             except Exception:  # a stage's bug must not cost the record its processing
                 log.exception("stage %s failed on key %r; its state is reloaded", store,
@@ -193,6 +197,7 @@ class Pipeline:
                             for key in stage.observe_tick(out, self.stores[store], now_ms)]
             except Exception:
                 log.exception("stage %s failed on the clocks' outputs", store)
+        self._ticked.update((c.store, c.key) for c in changed if c.store in staged)
         return out, changed
 
     def _trust_all(self, wall_ms: int) -> Callable[[int | None], bool]:
@@ -215,6 +220,7 @@ class Pipeline:
     def reset_partitions(self) -> None:
         self._arrival.clear()
         self._activity.clear()
+        self._ticked.clear()      # the caches are dropped too: the tables are the truth
 
 
 def _key_tag(key: bytes | None) -> str | None:

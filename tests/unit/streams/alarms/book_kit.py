@@ -49,6 +49,7 @@ class Plant:
                                  AvroDeserializer(self.registry, millis=True), self.stores)
         self.offsets: Counter[str] = Counter()
         self.sequence = 0
+        self.touched: list[tuple[str, bytes]] = []     # stage states the last record changed
         self.events: list[Record] = []
         self.alerts: list[Record] = []
         self.dead_letters: list[Record] = []
@@ -71,7 +72,7 @@ class Plant:
         decoded, source, out = self.pipeline.decode(topic, source, key.encode(), data, arrived)
         assert decoded is not None, out
         out, _ = self.pipeline.apply(topic, decoded, source, key.encode(), data, arrived)
-        self.pipeline.take_touched()
+        self.touched = self.pipeline.take_touched()
         return self._collect(out)
 
     def _collect(self, out: Outputs) -> Outputs:

@@ -216,6 +216,21 @@ def test_an_event_without_an_end_clears_once_it_has_not_recurred(plant: Plant) -
     assert events[-1]["cleared_at"] == T0 + 5 * MIN + 15 * MIN
 
 
+def test_what_the_clock_changed_is_written_with_the_next_record_of_its_home(
+        plant: Plant) -> None:
+    plant.readings([("ch4-2", 0.1, T0), ("ch4-2", 0.8, T0 + 10 * S)])     # SPIKE
+    assert plant.touched == [("alarms", b"gw-1")]
+    plant.readings([("ch4-2", 0.75, T0 + 20 * S)])
+    assert plant.touched == []                      # nothing changed: nothing to write
+    plant.heartbeat(T0 + 30 * S, interval_s=3600)   # (no gateway offline meanwhile)
+    plant.tick(T0 + 20 * MIN)                       # quiet: cleared, the book is empty
+    assert plant.transitions("ch4-2", "SPIKE") == ["RAISED", "CLEARED"]
+    plant.readings([("ch4-2", 0.7, T0 + 21 * MIN)])  # nothing for the book itself ...
+    assert plant.touched == [("alarms", b"gw-1")]   # ... but its deletion is written now
+    plant.readings([("ch4-2", 0.7, T0 + 22 * MIN)])
+    assert plant.touched == [] and plant.book("gw-1") is None
+
+
 def test_a_flatline_ends_when_the_sensor_moves_again(plant: Plant) -> None:
     for i in range(31):
         plant.readings([("ch4-2", 0.25, T0 + i * 10 * S)])
