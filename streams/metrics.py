@@ -52,6 +52,7 @@ class Metrics:
     consumer_lag: Gauge          # group, topic, partition
     reference_behind: Gauge      # reference-topic messages the feed has not applied yet
     quarantined: Counter         # stage: messages set aside after failing poison_attempts times
+    alarms_active: Gauge         # type, severity, province: alarms standing (the alarm book)
     build: Info
 
     def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
@@ -118,5 +119,7 @@ class Metrics:
             quarantined=counter("ebi_quarantined", "Messages set aside to the dead letters after "
                                 "processing failed on them poison_attempts times in a row",
                                 "stage"),
+            alarms_active=gauge("ebi_alarms_active", "Alarms raised and not cleared yet, of the "
+                                "partitions this worker owns", "type", "severity", "province"),
             build=Info("ebi_build", "Build information", registry=reg),
         )

@@ -23,12 +23,15 @@ ebi.telemetry.clean                delete    $PARTITIONS CreateTime
 ebi.incidents.clean                delete    $PARTITIONS CreateTime
 ebi.hazards.clean                  delete    $PARTITIONS CreateTime
 ebi.heartbeats.clean               delete    $PARTITIONS CreateTime
+ebi.alarm.commands                 delete    $PARTITIONS LogAppendTime
+ebi.alarm.events                   delete    $PARTITIONS CreateTime
 ebi.gateway.status                 delete    $PARTITIONS CreateTime
 ebi.alerts                         delete    $PARTITIONS CreateTime
 ebi.deadletter                     delete    $PARTITIONS CreateTime
 ebi-worker-gateways-changelog      compact   $PARTITIONS CreateTime
 ebi-worker-incidents-changelog     compact   $PARTITIONS CreateTime
 ebi-worker-hazards-changelog       compact   $PARTITIONS CreateTime
+ebi-worker-alarms-changelog        compact   $PARTITIONS CreateTime
 ebi-worker-__assignor-__leader     delete    1           CreateTime
 "
 
@@ -40,11 +43,13 @@ ebi-worker                    topic     literal  ebi.hazards          Read
 ebi-worker                    topic     literal  ebi.incidents        Read
 ebi-worker                    topic     literal  ebi.enterprises      Read
 ebi-worker                    topic     literal  ebi.sensors          Read
+ebi-worker                    topic     literal  ebi.alarm.commands   Read
 ebi-worker                    topic     literal  ebi.telemetry.clean  Write
 ebi-worker                    topic     literal  ebi.incidents.clean  Write
 ebi-worker                    topic     literal  ebi.hazards.clean    Write
 ebi-worker                    topic     literal  ebi.heartbeats.clean Write
 ebi-worker                    topic     literal  ebi.gateway.status   Write
+ebi-worker                    topic     literal  ebi.alarm.events     Write
 ebi-worker                    topic     literal  ebi.alerts           Write
 ebi-worker                    topic     literal  ebi.deadletter       Write
 ebi-worker                    topic     prefix   ebi-worker-          Read,Write,Create,Describe
@@ -56,6 +61,7 @@ ebi-sink                      topic     literal  ebi.incidents.clean  Read
 ebi-sink                      topic     literal  ebi.hazards.clean    Read
 ebi-sink                      topic     literal  ebi.heartbeats.clean Read
 ebi-sink                      topic     literal  ebi.gateway.status   Read
+ebi-sink                      topic     literal  ebi.alarm.events     Read
 ebi-sink                      topic     literal  ebi.alerts           Read
 ebi-sink                      topic     literal  ebi.deadletter       Read
 ebi-sink                      group     literal  ebi-sink             Read
@@ -68,6 +74,7 @@ ebi-regional-system           cluster   literal  kafka-cluster        Idempotent
 ebi-registration-authority    topic     literal  ebi.enterprises      Write
 ebi-registration-authority    topic     literal  ebi.sensors          Write
 ebi-registration-authority    cluster   literal  kafka-cluster        IdempotentWrite
+ebi-operator                  topic     literal  ebi.alarm.commands   Write
 ebi-operator                  topic     prefix   ebi.                 Describe
 ebi-operator                  topic     prefix   ebi-worker-          Describe
 ebi-operator                  topic     literal  ebi.telemetry.clean  Read
@@ -75,11 +82,12 @@ ebi-operator                  topic     literal  ebi.incidents.clean  Read
 ebi-operator                  topic     literal  ebi.hazards.clean    Read
 ebi-operator                  topic     literal  ebi.heartbeats.clean Read
 ebi-operator                  topic     literal  ebi.gateway.status   Read
+ebi-operator                  topic     literal  ebi.alarm.events     Read
 ebi-operator                  topic     literal  ebi.alerts           Read
 ebi-operator                  topic     literal  ebi.deadletter       Read
 ebi-operator                  group     literal  *                    Describe
 ebi-operator                  group     prefix   operator-            Read
-ebi-operator                  cluster   literal  kafka-cluster        Describe
+ebi-operator                  cluster   literal  kafka-cluster        Describe,IdempotentWrite
 "
 
 log() { echo "kafka-setup: $*"; }

@@ -14,6 +14,9 @@ GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:Ga
 INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock",
                   upgrade="streams.processors.layouts:upgrade_incident")
 HAZARDS = State("hazards", "hazard_id", upgrade="streams.processors.layouts:upgrade_hazard")
+# The alarm book (streams/alarms/book.py): the alarms of every subject, keyed like the record
+# that was processed (gateway, incident or hazard id: "home"), so they share its partition.
+ALARMS = State("alarms", "home", clock="streams.alarms.book:AlarmClock")
 
 TELEMETRY = RecordType(
     "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id", receipt_time=True),
@@ -82,6 +85,13 @@ SENSOR = RecordType(
     reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True,
     senders=("registrar",))
 
+# Operators' commands about an alarm (ebi alarms ack): keyed by the alarm's home.
+ALARM_COMMAND = RecordType(
+    "alarm_command", Topic("alarm.commands", "AlarmCommand", "home", receipt_time=True),
+    checks="streams.alarms.commands:check_command",
+    processor="streams.alarms.commands:AlarmCommandProcessor", state=ALARMS,
+    senders=("operator",))
+
 GATEWAY_STATUS = Output(
     Topic("gateway.status", "GatewayStatus", "gateway_id"), "status", "statuses",
     Table("gateway_status_raw", order_by=("gateway_id", "changed_at", "status"),
@@ -95,6 +105,15 @@ ALERTS = Output(
     Table("alerts_raw", order_by=("alert_id",), partition_by="toYYYYMM(event_time)",
           event_time="raised_at", views=(View("alerts"),), doc="Alerts raised by the worker."))
 
+ALARM_EVENTS = Output(
+    Topic("alarm.events", "AlarmEvent", "alarm_id"), "alarm", "alarms",
+    Table("alarm_events_raw", order_by=("alarm_id", "event_id"),
+          partition_by="toYYYYMM(raised_at)", event_time="changed_at",
+          views=(View("alarm_events"),),
+          doc="Every transition of every alarm (raised, updated, acknowledged, cleared); "
+              "the view alarms has one row per alarm."),
+    stage="streams.alarms.book:AlarmBook", state=ALARMS)
+
 DEAD_LETTERS = Output(
     Topic("deadletter", "DeadLetter"), "deadletter", "dead_letters",
     Table("dead_letters_raw",
@@ -104,5 +123,5 @@ DEAD_LETTERS = Output(
           doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected "
               "(sink)."))
 
-TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR)
-OUTPUTS = (ALERTS, GATEWAY_STATUS, DEAD_LETTERS)
+TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR, ALARM_COMMAND)
+OUTPUTS = (ALERTS, GATEWAY_STATUS, ALARM_EVENTS, DEAD_LETTERS)

@@ -142,12 +142,25 @@ OutputRole = Literal["status", "alert", "deadletter", "alarm"]
 @dataclass(frozen=True)
 class Output:
     """A topic the worker writes for records of any type. ``field`` is the attribute of the
-    processors' ``Outputs`` that holds its records."""
+    processors' ``Outputs`` that holds its records.
+
+    ``stage``: import path of a class built with the processor context that derives this
+    output from what the processors and clocks produce (the alarm book: alerts, statuses and
+    clean records in, alarm transitions out); it keeps its state in ``state``, a state table
+    that a record type also keeps (so it has an agent, a changelog and an input topic that
+    addresses it), keyed like the record that was processed."""
 
     topic: Topic
     role: OutputRole
     field: str
     table: Table | None = None
+    stage: str = ""
+    state: State | None = None
+
+    def __post_init__(self) -> None:
+        if bool(self.stage) != (self.state is not None):
+            raise ValueError(f"output {self.topic.name}: a stage needs a state table and a "
+                             "state table a stage")
 
 
 class SchemaStore:
@@ -216,6 +229,12 @@ class Catalog:
         roles = [o.role for o in self.outputs]
         if roles.count("deadletter") != 1:
             raise ValueError("catalog: exactly one output must have the role deadletter")
+        states = self.states()
+        for o in self.stages:
+            assert o.state is not None
+            if states.get(o.state.name) != o.state:
+                raise ValueError(f"catalog: the stage of {o.topic.name} keeps its state in "
+                                 f"{o.state.name}, which no record type keeps")
 
     # -- record types ---------------------------------------------------------------------
     def type(self, name: str) -> RecordType:
@@ -246,6 +265,11 @@ class Catalog:
     @property
     def ledgered(self) -> tuple[RecordType, ...]:
         return tuple(t for t in self.types if t.ledger is not None)
+
+    @property
+    def stages(self) -> tuple[Output, ...]:
+        """Outputs derived by a stage over every processed record (in declaration order)."""
+        return tuple(o for o in self.outputs if o.stage)
 
     def state_groups(self) -> dict[str, tuple[RecordType, ...]]:
         """State table name -> the record types keeping their state in it (one agent each;

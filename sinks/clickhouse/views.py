@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from schemas.catalog import default_catalog
 from schemas.catalog.model import Catalog
+from sinks.clickhouse.alarm_views import ALARM_VIEWS
 from sinks.clickhouse.backend import Features
 from sinks.clickhouse.schema import TableSpec, table_specs
 
@@ -120,7 +121,7 @@ def analyst_views(features: Features, catalog: Catalog | None = None) -> dict[st
                 select += f" ORDER BY {order} LIMIT 1 BY {', '.join(view.latest_by)}"
             v[view.name] = select
     present = set(specs) | set(rollups(catalog))
-    for name, (needs, select) in DERIVED_VIEWS.items():
+    for name, (needs, select) in {**DERIVED_VIEWS, **ALARM_VIEWS}.items():
         if needs <= present:
             v[name] = select
     v["ledger_v"] = "SELECT * FROM {db}.ledger FINAL"

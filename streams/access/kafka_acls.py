@@ -14,7 +14,8 @@ worker      READ inputs + reference; WRITE outputs; READ/WRITE/CREATE its faust 
             groups (``<worker_id>`` and prefix ``<worker_id>-``)
 sink        READ outputs; READ its group ``sink_group``
 operator    DESCRIBE every topic of the deployment and every group, DESCRIBE the cluster;
-            READ outputs with groups of prefix ``operator-``
+            READ outputs with groups of prefix ``operator-``; WRITE alarm.commands
+            (``ebi alarms ack``)
 admin       a super user of the cluster (``super.users``): no ACLs
 ==========  ================================================================================
 
@@ -78,9 +79,11 @@ def role_grants(role: str, principal: str, settings: Settings,
         return [Grant(who, "topic", "literal", settings.topic(n), op)
                 for n in names for op in ops]
 
-    if writes(catalog, role):
-        return [*topics(writes(catalog, role), "WRITE"),
-                Grant(who, "cluster", "literal", "kafka-cluster", "IDEMPOTENT_WRITE")]
+    writing = [*topics(writes(catalog, role), "WRITE"),
+               Grant(who, "cluster", "literal", "kafka-cluster", "IDEMPOTENT_WRITE")] \
+        if writes(catalog, role) else []
+    if writing and role != "operator":
+        return writing
     if role == "worker":
         own = f"{settings.worker_id}-"
         return [
@@ -95,8 +98,9 @@ def role_grants(role: str, principal: str, settings: Settings,
     if role == "sink":
         return [*topics(outputs(catalog), "READ"),
                 Grant(who, "group", "literal", settings.sink_group, "READ")]
-    if role == "operator":
+    if role == "operator":   # and writes its commands (alarm acknowledgements)
         return [
+            *writing,
             Grant(who, "topic", "prefixed", settings.topic_prefix, "DESCRIBE"),
             Grant(who, "topic", "prefixed", f"{settings.worker_id}-", "DESCRIBE"),
             *topics(outputs(catalog), "READ"),

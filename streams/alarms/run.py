@@ -1,4 +1,5 @@
-"""The forwarding loop: ``alarm.events`` from Kafka into an :class:`AlarmForwarder`.
+"""The forwarding loop: the alarm events (``alarm.events``) from Kafka into an
+:class:`AlarmForwarder`.
 
 At start the source reads the topic from the beginning of every partition up to the end
 offsets it saw at start (on a compacted topic, the latest event of each alarm): that rebuilds
@@ -18,14 +19,20 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
+from schemas.catalog import default_catalog
+from schemas.catalog.model import Catalog, Topic
 from schemas.codec import DecodeError
 from streams.alarms.forwarder import AlarmForwarder, Throttle
 
 log = logging.getLogger("ebi.alarms")
 
-TOPIC = "alarm.events"     # logical name; Settings.topic() adds the prefix
-RECORD = "AlarmEvent"
 REPLAY_IDLE = 3.0          # a replay that receives nothing for this long is over
+
+
+def events_topic(catalog: Catalog | None = None) -> Topic:
+    """The alarm events topic: the catalog's output with the role ``alarm`` (logical name;
+    ``Settings.topic()`` adds the prefix)."""
+    return (catalog or default_catalog()).output("alarm").topic
 
 
 class SourceError(RuntimeError):
@@ -77,12 +84,19 @@ class AlarmSource:
                 continue
             partitions = sorted(topic.partitions)
             events = 0
-            for partition in partitions:
-                low, high = self.consumer.get_watermark_offsets(
-                    TopicPartition(self.topic, partition), timeout=timeout)
-                if high > low:
-                    self._ends[partition] = high
-                    events += high - low
+            try:
+                for partition in partitions:
+                    low, high = self.consumer.get_watermark_offsets(
+                        TopicPartition(self.topic, partition), timeout=timeout)
+                    if high > low:
+                        self._ends[partition] = high
+                        events += high - low
+            except KafkaException as exc:   # e.g. a new topic without a leader yet
+                self._ends.clear()
+                self._log("watermarks", f"end offsets of {self.topic} unknown yet, retrying: "
+                                        f"{exc}")
+                time.sleep(wait_every)
+                continue
             self.consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING)
                                   for p in partitions])
             self._last_message = time.monotonic()

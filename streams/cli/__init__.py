@@ -25,7 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "reconcile": ("streams.cli.reconcile", "compare what Kafka holds with what ClickHouse holds"),
     "canary": ("streams.cli.canary", "run a tagged synthetic scenario through the live pipeline"),
     "dead-letters": ("streams.cli.deadletters", "replay dead letters once their cause is fixed"),
-    "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager (alarms forward)"),
+    "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager, acknowledge them"),
     "run": ("streams.cli.run", "the main job: stack, worker, sink and simulator together"),
     "access": ("streams.cli.access", "apply or show who may read and write which topics"),
 }

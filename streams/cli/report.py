@@ -88,7 +88,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         print(f"ebi report: bad time: {exc}", file=sys.stderr)
         return 2
     from streams.access.analysts import open_reader
+    from streams.policy import PolicyError, load_policy
 
+    try:
+        alarms = load_policy(settings.policy_file or None).alarms   # the flood figures
+    except PolicyError as exc:
+        print(f"ebi report: {exc}", file=sys.stderr)
+        return 2
     reader = open_reader(settings, "report")
     if reader is None:
         return 1
@@ -99,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         backend.close()
         print(f"ebi report: {exc}", file=sys.stderr)
         return 2
-    shown = [s for s in sections(scope) if s.regional or reader.scope is None or
+    shown = [s for s in sections(scope, alarms) if s.regional or reader.scope is None or
              not reader.scope.region]
     try:
         data = [load(backend, s) for s in shown]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from streams.localtime import CST, Zone
+from streams.policy.alarms import AlarmPolicy, AlarmPolicyError, parse_alarms
 from streams.policy.incidents import (
     ReportingRules,
     default_reporting,
@@ -120,6 +121,7 @@ class Policy:
     region_table: str = ""
     zone: Zone = CST     # of the reporting clocks ([time_zone])
     reporting: ReportingRules = field(default_factory=default_reporting)  # .incidents
+    alarms: AlarmPolicy = field(default_factory=AlarmPolicy)   # [alarms]: streams.policy.alarms
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -219,10 +221,15 @@ def parse_policy(data: dict[str, Any]) -> Policy:
     figures = data.get("figures", {})
     gateways = data.get("gateways", {})
     default_late = parse_duration(tele.get("late_after", "5m"), "telemetry.late_after")
+    metrics = {k: _metric(k, v, default_late) for k, v in data.get("metric", {}).items()}
+    try:
+        alarms = parse_alarms(data.get("alarms", {}), {k: m.unit for k, m in metrics.items()})
+    except AlarmPolicyError as exc:
+        raise PolicyError(str(exc)) from None
     return Policy(
         name=str(data.get("name", "unnamed")),
         deadlines=tuple(_deadline(r, i) for i, r in enumerate(data.get("deadline", []))),
-        metrics={k: _metric(k, v, default_late) for k, v in data.get("metric", {}).items()},
+        metrics=metrics,
         warn_before=parse_duration(clocks.get("warn_before", "1h"), "clocks.warn_before"),
         check_every=parse_duration(clocks.get("check_every", "30s"), "clocks.check_every"),
         jump_ratio=float(figures.get("jump_ratio", 3.0)),
@@ -245,6 +252,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         raw=data,
         limits=_limits(data.get("limits", {})),
         zone=parse_time_zone(data), reporting=parse_reporting(data),
+        alarms=alarms,
     )
 
 

@@ -46,6 +46,13 @@ COLUMNS = {
     "worst_lag_ms": "最大延迟毫秒 worst lag (ms)", "anomaly": "异常 anomaly",
     "readings": "条数 readings", "sensors": "传感器数 sensors",
     "error_code": "原因 reason", "messages": "消息数 messages",
+    # alarm sections (streams/report/alarms.py)
+    "windows": "有报警的时段 windows", "peak_per_window": "单时段最多 most in a window",
+    "flood_windows": "泛滥时段 flood windows", "worst_window": "最多的时段 worst window",
+    "alarm_id": "报警编号 alarm", "alarm_type": "报警类型 type", "subject_type": "对象 subject",
+    "subject_id": "对象编号 subject id", "raised_at": "报警时间 raised",
+    "cleared_at": "消除时间 cleared", "standing": "未消除 standing", "hours": "持续小时 hours",
+    "acknowledged_by": "确认人 acknowledged by", "peak": "峰值 peak", "count": "次数 count",
 }
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sinks.clickhouse import Backend, QueryResult
+from streams.policy.alarms import AlarmPolicy
 
 # Where alarms come from: the `alerts` view today. The alarm sections read it through this
 # name only, so switching them to another view is a one-line change.
@@ -122,8 +123,11 @@ class SectionData:
         return QueryResult(self.columns, self.types, self.rows)
 
 
-def sections(scope: Scope) -> list[Section]:
-    """The report's sections, in the order both outputs show them."""
+def sections(scope: Scope, alarms: AlarmPolicy | None = None) -> list[Section]:
+    """The report's sections, in the order both outputs show them (``alarms``: the policy's
+    flood window and limit, default the bundled ones)."""
+    from streams.report.alarms import alarm_sections
+
     during, region = scope.during, scope.in_region
     levels = "['ESPECIALLY_SERIOUS', 'SERIOUS', 'RELATIVELY_SERIOUS', 'ORDINARY']"
     return [
@@ -217,6 +221,7 @@ FROM dead_letters WHERE {during('failed_at')}
 GROUP BY stage, error_code ORDER BY messages DESC, stage, error_code""", regional=False,
                 about="Input the pipeline rejected, for every region: a rejected message "
                       "has no region it can be trusted for."),
+        *alarm_sections(scope, alarms),
     ]
 
 

@@ -174,6 +174,7 @@ class BatchRunner:
             source = Source(msg.topic, msg.partition, msg.offset, None, ts,
                             kafka_timestamp_type(getattr(msg, "timestamp_type", None), ts))
             key: bytes | None = None
+            staged: list[tuple[str, bytes]] = []
             try:
                 record, source, out = pipeline.decode(name, source, msg.key, msg.value, now)
                 if record is not None:
@@ -181,8 +182,11 @@ class BatchRunner:
                         await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
                                                                          10.0)
                     out, key = pipeline.apply(name, record, source, msg.key, msg.value, now)
+                    staged = pipeline.take_touched()   # stage states (the alarm book)
                     if key is not None:
                         touched[(stores_of[name], key)] = event
+                    for store_key in staged:
+                        touched[store_key] = event
                     replays += out.replay
                 messages = self.sender.encode(name, out) if out is not None else []
             except Exception as exc:  # an output that cannot be written, or a bug: set aside
@@ -190,6 +194,9 @@ class BatchRunner:
                 if key is not None:      # its state change goes with its outputs
                     self.stores[stores_of[name]].forget(key)
                     touched.pop((stores_of[name], key), None)
+                for store, staged_key in staged:
+                    self.stores[store].forget(staged_key)
+                    touched.pop((store, staged_key), None)
                 messages = self.sender.encode(name, pipeline.quarantine(
                     name, source, msg.key, msg.value or b"", exc, now))
             self.sender.produce(name, messages, pending)

@@ -8,6 +8,11 @@ exception escapes for bad data: when a processor raises, the key's cached state 
 (reloaded from the table) and the message is tried again, ``poison_attempts`` times in all;
 then it is set aside to the dead letters (``QUARANTINED``, with the exception) and the
 pipeline moves on.
+
+The catalog's stages (``Output.stage``: the alarm book) then look at what the processor (or
+a clock) produced and keep their own state, keyed like the record; the keys they changed
+are handed to the batch by :meth:`Pipeline.take_touched`, so their state is written with the
+record's.
 """
 
 from __future__ import annotations
@@ -73,6 +78,13 @@ class Pipeline:
         self.clocks: dict[str, Clock] = {
             name: resolve(state.clock)(ctx) for name, state in catalog.states().items()
             if state.clock}
+        # (output, stage, its store's name): e.g. the alarm book over every record's outputs
+        self.stages: list[tuple[Any, Any, str]] = [
+            (o, resolve(o.stage)(ctx), o.state.name) for o in catalog.stages
+            if o.state is not None]
+        self._touched: list[tuple[str, bytes]] = []
+        # stage states a clock changed: written with the next record of their key
+        self._ticked: set[tuple[str, bytes]] = set()
         # per state table and partition: last arrival (ms) and when the worker last read one
         self._arrival: dict[tuple[str, int], int] = {}
         self._activity: dict[tuple[str, int], int] = {}
@@ -129,6 +141,7 @@ class Pipeline:
         if out.replay:
             self.metrics.replays_skipped.labels(logical).inc()
             return out, None
+        self._stages(route, state_key, out, now_ms)
         if new is None:
             return out, None
         store.put(state_key, new)
@@ -136,6 +149,25 @@ class Pipeline:
         if isinstance(sent, int):
             route.lag.set(max(0, now_ms - sent) / 1000)
         return out, state_key
+
+    def _stages(self, route: Route, key: bytes, out: Outputs, now_ms: int) -> None:
+        for _, stage, store in self.stages:
+            if route.kind.state is not None and route.kind.state.name == store:
+                continue                 # the stage's own input (alarm commands)
+            try:
+                if stage.observe(key, out, self.stores[store], now_ms) or \
+                        (store, key) in self._ticked:
+                    self._ticked.discard((store, key))
+                    self._touched.append((store, key))
+            except Exception:  # a stage's bug must not cost the record its processing
+                log.exception("stage %s failed on key %r; its state is reloaded", store,
+                              key[:80])
+                self.stores[store].forget(key)
+
+    def take_touched(self) -> list[tuple[str, bytes]]:
+        """(store, key) of the stage states changed since the last call."""
+        touched, self._touched = self._touched, []
+        return touched
 
     def quarantine(self, kind: str, source: Source, key: bytes | None, value: bytes,
                    exc: BaseException, now_ms: int, record_id: str | None = None) -> Outputs:
@@ -152,11 +184,24 @@ class Pipeline:
         wall = now_ms if wall_ms is None else wall_ms
         out = Outputs()
         changed: list[Changed] = []
+        staged = {store for _, _, store in self.stages}
         for name, clock in self.clocks.items():
-            res, keys = clock.tick(self.stores[name], now_ms, self._trust(name, wall))
+            # a stage's state follows every store's partitions: trust what all trust
+            trust = self._trust_all(wall) if name in staged else self._trust(name, wall)
+            res, keys = clock.tick(self.stores[name], now_ms, trust)
             out.extend(res)
             changed += [Changed(name, key) for key in keys]
+        for _, stage, store in self.stages:
+            try:
+                changed += [Changed(store, key)
+                            for key in stage.observe_tick(out, self.stores[store], now_ms)]
+            except Exception:
+                log.exception("stage %s failed on the clocks' outputs", store)
+        self._ticked.update((c.store, c.key) for c in changed if c.store in staged)
         return out, changed
+
+    def _trust_all(self, wall_ms: int) -> Callable[[int | None], bool]:
+        return lambda partition: all(self._trusted(s, partition, wall_ms) for s in self.stores)
 
     def _trust(self, store: str, wall_ms: int) -> Callable[[int | None], bool]:
         return lambda partition: self._trusted(store, partition, wall_ms)
@@ -175,6 +220,7 @@ class Pipeline:
     def reset_partitions(self) -> None:
         self._arrival.clear()
         self._activity.clear()
+        self._ticked.clear()      # the caches are dropped too: the tables are the truth
 
 
 def _key_tag(key: bytes | None) -> str | None:

@@ -50,6 +50,11 @@ def prepare(settings: Settings, metrics: Metrics, policy: Policy | None = None,
         tables[table] = next(iter(found.values())) or settings.topic_partitions
         ensure_topics(settings, catalog, changelogs=[changelog_topic(settings, table)],
                       partitions=tables[table], create=create)
+    processed = {k.input.name: counts.get(k.input.name) for k in catalog.processed}
+    if catalog.stages and len(set(processed.values())) > 1:
+        shown = ", ".join(f"{name} ({n} partitions)" for name, n in processed.items())
+        raise WorkerError(f"{shown} must have the same partition count: the alarm book's "
+                          "table is written from every agent")
     return build(settings, metrics, policy=policy, catalog=catalog,
                  partitions=max(tables.values(), default=settings.topic_partitions),
                  table_partitions=tables)

@@ -274,9 +274,9 @@ def alarm_topic(alarm_settings: Settings) -> Iterator[str]:
     from confluent_kafka.admin import NewTopic
 
     from streams import clients
-    from streams.alarms.run import TOPIC
+    from streams.alarms.run import events_topic
 
-    name = alarm_settings.topic(TOPIC)
+    name = alarm_settings.topic(events_topic().name)
     admin = clients.admin(alarm_settings)
     futures = admin.create_topics([NewTopic(name, num_partitions=2, replication_factor=1,
                                             config={"cleanup.policy": "compact"})])
@@ -288,10 +288,10 @@ def alarm_topic(alarm_settings: Settings) -> Iterator[str]:
 def produce(settings: Settings, topic: str, events: list[dict[str, Any]]) -> None:
     from schemas.codec import AvroSerializer, SerializationContext
     from streams import clients
-    from streams.alarms.run import RECORD
+    from streams.alarms.run import events_topic
 
     serialize = AvroSerializer(clients.registry(settings))
-    context = SerializationContext(topic, RECORD)
+    context = SerializationContext(topic, events_topic().record)
     producer = clients.producer(settings, acks="all")
     for item in events:
         producer.produce(topic, key=item["alarm_id"].encode(), value=serialize(item, context))
@@ -302,7 +302,7 @@ def test_alarms_from_kafka_reach_people_end_to_end(
         alarm_settings: Settings, alarm_topic: str, alarm_webhook: WebhookReceiver) -> None:
     from schemas.codec import AvroDeserializer, SerializationContext
     from streams import clients
-    from streams.alarms.run import RECORD, AlarmSource, forward
+    from streams.alarms.run import AlarmSource, events_topic, forward
 
     past, active, live = new_id("past"), new_id("active"), new_id("live")
     hour_ago = now() - timedelta(hours=1)
@@ -315,7 +315,7 @@ def test_alarms_from_kafka_reach_people_end_to_end(
     produce(alarm_settings, alarm_topic, history)
 
     deserializer = AvroDeserializer(clients.registry(alarm_settings))
-    context = SerializationContext(alarm_topic, RECORD)
+    context = SerializationContext(alarm_topic, events_topic().record)
     consumer = clients.consumer(alarm_settings, f"alarms-{uuid.uuid4().hex[:6]}")
     source = AlarmSource(consumer, lambda data: deserializer(data, context)[0], alarm_topic)
     forwarder = AlarmForwarder(HttpTransport(alarm_settings.alertmanager_address),

@@ -70,6 +70,8 @@ WELL_LEVEL = RecordType(
 
 
 def toy_catalog() -> Catalog:
-    """The toy type with ebi's shared outputs (alerts, statuses, dead letters)."""
+    """The toy type with ebi's shared outputs (alerts, statuses, dead letters; not the alarm
+    book, a stage whose state the alarm commands keep)."""
     base = default_catalog()
-    return catalog_from([WELL_LEVEL], base.outputs, [HERE, *base.schemas.dirs])
+    return catalog_from([WELL_LEVEL], [o for o in base.outputs if not o.stage],
+                        [HERE, *base.schemas.dirs])

@@ -215,9 +215,10 @@ EXPECTED_ACLS: dict[str, dict[Acl, set[str]]] = {
     "ebi-operator": {("topic", "prefix", "ebi."): {"Describe"},
                      ("topic", "prefix", "ebi-worker-"): {"Describe"},
                      **_lit(OUTPUTS, "Read"),
+                     **_lit({"ebi.alarm.commands"}, "Write"),   # ebi alarms ack
                      ("group", "literal", "*"): {"Describe"},
                      ("group", "prefix", "operator-"): {"Read"},
-                     ("cluster", "literal", "kafka-cluster"): {"Describe"}},
+                     ("cluster", "literal", "kafka-cluster"): {"Describe", "IdempotentWrite"}},
     "ebi-autoscaler": {("topic", "prefix", "ebi."): {"Describe"},
                        ("group", "literal", "ebi-worker"): {"Describe"},
                        ("group", "literal", "ebi-sink"): {"Describe"}},
@@ -243,8 +244,8 @@ def test_the_expected_acls_follow_the_catalog() -> None:
     assert {k[2] for k, ops in topics.items() if ops == {"Write"}} == OUTPUTS
     assert {k[2] for k in EXPECTED_ACLS["ebi-sink"] if k[0] == "topic"} == OUTPUTS
     reference = {"ebi.enterprises", "ebi.sensors"}
-    assert {"ebi.telemetry", "ebi.heartbeats", "ebi.hazards", "ebi.incidents"} | reference == (
-        INPUTS)
+    assert {"ebi.telemetry", "ebi.heartbeats", "ebi.hazards", "ebi.incidents",
+            "ebi.alarm.commands"} | reference == INPUTS
 
 
 @pytest.mark.parametrize("name", EXPECTED_ACLS)

@@ -27,7 +27,8 @@ def by_name(scope: Scope) -> dict[str, str]:
 def test_a_region_has_the_regional_tables_only() -> None:
     selects = by_name(Scope("r32", "32"))
     assert set(selects) == {"readings_raw", "heartbeats_raw", "incident_reports_raw",
-                            "hazards_raw", "alerts_raw", "gateway_status_raw"}
+                            "hazards_raw", "alerts_raw", "gateway_status_raw",
+                            "alarm_events_raw"}
     assert all(s.endswith(" WHERE region_code LIKE '32%'") for s in selects.values())
     ops = by_name(Scope("ops", dead_letters="full", bookkeeping=True))
     assert {"dead_letters_raw", "ledger", "consumed"} <= set(ops)

@@ -122,6 +122,23 @@ def test_open_fails_when_kafka_does_not_answer_at_all() -> None:
         AlarmSource(FakeConsumer({0: []}, fail_metadata=1), decode, TOPIC).open(never)
 
 
+def test_open_waits_while_a_new_topic_has_no_leader(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(run.time, "sleep", lambda s: None)
+    consumer = FakeConsumer({0: [b"x"], 1: []})
+    failures = [KafkaException("Broker: Not leader for partition")]
+    offsets = consumer.get_watermark_offsets
+
+    def flaky(tp: Any, timeout: float) -> tuple[int, int]:
+        if failures and tp.partition == 1:
+            raise failures.pop()
+        return offsets(tp, timeout)
+
+    consumer.get_watermark_offsets = flaky  # type: ignore[method-assign]
+    source = AlarmSource(consumer, decode, TOPIC)
+    assert source.open(never)
+    assert not failures and len(consumer.assigned) == 2 and source.replaying
+
+
 def test_replay_flags_history_then_live_events() -> None:
     consumer = FakeConsumer({0: [encode(alarm_event("A1")), None],
                              1: [encode(alarm_event("A2", subject_id="S2"))]})

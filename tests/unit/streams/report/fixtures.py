@@ -39,6 +39,14 @@ ROWS: dict[str, tuple[list[str], list[tuple[Any, ...]]]] = {
                       [("ent-0001", 12, 95000)]),
     "anomalies": (["anomaly", "readings", "sensors"], [("SPIKE", 4, 2)]),
     "dead_letters": (["stage", "error_code", "messages"], [("decode", "TRUNCATED_AVRO", 3)]),
+    "floods": (["province", "windows", "alarms", "peak_per_window", "flood_windows",
+                "worst_window"], [("32", 6, 31, 14, 1, "2026-03-10 02:10:00")]),
+    "standing_alarms": (["alarm_id", "alarm_type", "severity", "subject_type", "subject_id",
+                         "enterprise_id", "region_code", "raised_at", "cleared_at", "standing",
+                         "hours", "acknowledged_by", "peak", "count"],
+                        [("0123456789abcdef@gw-1", "ALARM_L2", "CRITICAL", "sensor", "ch4-1",
+                          "ent-0001", "320506", "2026-03-10 02:11:00", None, 1, 13.9, "王工",
+                          1.8, 4)]),
 }
 
 

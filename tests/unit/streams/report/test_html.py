@@ -60,7 +60,7 @@ def test_empty_sections_say_so() -> None:
 def test_a_page_with_no_rows_at_all() -> None:
     empty = {key: [] for key in sections_of(build())}
     text = build(**empty)
-    assert text.count("No data for this period") == len(empty) == 10
+    assert text.count("No data for this period") == len(empty) == 12
     assert "<svg" not in text
 
 
