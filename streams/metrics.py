@@ -52,6 +52,8 @@ class Metrics:
     consumer_lag: Gauge          # group, topic, partition
     reference_behind: Gauge      # reference-topic messages the feed has not applied yet
     quarantined: Counter         # stage: messages set aside after failing poison_attempts times
+    clock_keys: Gauge            # table: state keys the last clock tick looked at
+    hazards: Gauge               # state: open / overdue hidden dangers (canary excluded)
     build: Info
 
     def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
@@ -118,5 +120,9 @@ class Metrics:
             quarantined=counter("ebi_quarantined", "Messages set aside to the dead letters after "
                                 "processing failed on them poison_attempts times in a row",
                                 "stage"),
+            clock_keys=gauge("ebi_clock_keys_visited", "State keys the last clock tick looked "
+                             "at (the due ones, for clocks with a due index)", "table"),
+            hazards=gauge("ebi_hazards", "Hidden dangers not closed, by state (open, overdue)",
+                          "state"),
             build=Info("ebi_build", "Build information", registry=reg),
         )

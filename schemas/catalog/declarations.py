@@ -13,7 +13,8 @@ GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:Ga
                  upgrade="streams.processors.layouts:upgrade_gateway")
 INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock",
                   upgrade="streams.processors.layouts:upgrade_incident")
-HAZARDS = State("hazards", "hazard_id", upgrade="streams.processors.layouts:upgrade_hazard")
+HAZARDS = State("hazards", "hazard_id", clock="streams.processors.hazards:HazardClock",
+                upgrade="streams.processors.layouts:upgrade_hazard")
 
 TELEMETRY = RecordType(
     "telemetry", Topic("telemetry", "TelemetryBatch", "gateway_id"),
@@ -49,7 +50,8 @@ HAZARD = RecordType(
     table=Table("hazards_raw", skip=frozenset({"duplicate"}), order_by=("hazard_id", "version"),
                 event_time="updated_at",
                 views=(View("hazard_versions"),
-                       View("hazards", latest_by=("hazard_id",), order=("version DESC",))),
+                       View("hazards", latest_by=("hazard_id",), order=("version DESC",),
+                            columns=("days_overdue",))),
                 doc="Every version of every hidden-danger record."),
     ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at",
     senders=("gateway",))  # an enterprise files its hidden dangers through its connection

@@ -38,11 +38,13 @@ class Topic:
 @dataclass(frozen=True)
 class View:
     """An analyst view over a table: every (deduplicated) row, or with ``latest_by`` the
-    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC")."""
+    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC").
+    ``columns``: computed columns added to the table's, by name (the sink defines them)."""
 
     name: str
     latest_by: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from streams.policy.blindspots import DEFAULT_BLIND_SPOTS, BlindSpotPolicy, blind_spot_policy
+from streams.policy.hazards import DEFAULT_HAZARDS, HazardPolicy, hazard_policy
 from streams.records.regions import RegionTableError, table
 
 LEVELS = ("ORDINARY", "RELATIVELY_SERIOUS", "SERIOUS", "ESPECIALLY_SERIOUS")
@@ -111,6 +113,8 @@ class Policy:
     # The GB/T 2260 division table the region checks use (streams.records.regions); empty:
     # the bundled one. Set from the region_table setting by load_policy.
     region_table: str = ""
+    hazards: HazardPolicy = DEFAULT_HAZARDS                  # [hazards]
+    blind_spots: BlindSpotPolicy = DEFAULT_BLIND_SPOTS       # [blind_spots]
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -235,6 +239,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
                                                   "gateways.default_interval"),
         raw=data,
         limits=_limits(data.get("limits", {})),
+        hazards=hazard_policy(data), blind_spots=blind_spot_policy(data),
     )
 
 

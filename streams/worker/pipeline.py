@@ -3,11 +3,12 @@
 :class:`Pipeline` decodes a message, routes it by its input topic to the processor the
 catalog names for its record type, with the state of its key, and keeps that state in the
 record type's store (the faust-table cache in the worker, a dict in tests). :meth:`Pipeline.tick`
-is the periodic part: each state table's clock (silent gateways, incident deadlines). No
-exception escapes for bad data: when a processor raises, the key's cached state is dropped
-(reloaded from the table) and the message is tried again, ``poison_attempts`` times in all;
-then it is set aside to the dead letters (``QUARANTINED``, with the exception) and the
-pipeline moves on.
+is the periodic part: each state table's clock (silent gateways, incident deadlines, hazard
+deadlines). A clock with ``next_due`` visits only its due keys (:mod:`.due`: the index is fed
+here, on every state a processor writes, and after every tick). No exception escapes for
+bad data: when a processor raises, the key's cached state is dropped (reloaded from the
+table) and the message is tried again, ``poison_attempts`` times in all; then it is set aside
+to the dead letters (``QUARANTINED``, with the exception) and the pipeline moves on.
 """
 
 from __future__ import annotations
@@ -21,10 +22,11 @@ from typing import Any
 from schemas.catalog.model import Catalog, RecordType, resolve
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
 from schemas.records import Record, Source, dead_letter
-from streams.processors.base import Clock, Processor, StateStore, missing_reference
+from streams.processors.base import Clock, DueClock, Processor, StateStore, missing_reference
 from streams.processors.common import Outputs, canary_tag
 from streams.processors.context import ProcessorContext
 from streams.processors.liveness import partition_caught_up
+from streams.worker.due import DueIndex, DueView
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +75,12 @@ class Pipeline:
         self.clocks: dict[str, Clock] = {
             name: resolve(state.clock)(ctx) for name, state in catalog.states().items()
             if state.clock}
+        # clocks with next_due: their due index (see .due); the others scan every key
+        self.due: dict[str, DueIndex] = {
+            name: DueIndex(clock.next_due, getattr(clock, "category", None))
+            for name, clock in self.clocks.items() if isinstance(clock, DueClock)}
+        self.assignments: dict[str, tuple[frozenset[int], int]] = {}
+        self.visited: dict[str, int] = {}    # per state table: keys its last tick visited
         # per state table and partition: last arrival (ms) and when the worker last read one
         self._arrival: dict[tuple[str, int], int] = {}
         self._activity: dict[tuple[str, int], int] = {}
@@ -123,6 +131,7 @@ class Pipeline:
                 log.exception("processing %s failed (attempt %d of %d)", source.where(),
                               attempt, self.poison_attempts)
                 store.forget(state_key)
+                self.forgot(route.kind.state.name if route.kind.state else "", state_key)
                 if attempt == self.poison_attempts:
                     return self.quarantine(route.kind.name, source, key, value, exc, now_ms,
                                            str(record.get(route.key_field))[:200]), None
@@ -132,6 +141,9 @@ class Pipeline:
         if new is None:
             return out, None
         store.put(state_key, new)
+        index = self.due.get(route.kind.state.name if route.kind.state else "")
+        if index is not None:
+            index.note(state_key, new)
         sent = record.get(route.kind.event_time) if route.kind.event_time else None
         if isinstance(sent, int):
             route.lag.set(max(0, now_ms - sent) / 1000)
@@ -147,16 +159,50 @@ class Pipeline:
             f"{self.poison_attempts} times: {type(exc).__name__}: {str(exc)[:500]}",
             "validate", now_ms, record_id=record_id, tag=_key_tag(key))])
 
+    def forgot(self, store: str, key: bytes) -> None:
+        """The cached state of ``key`` was dropped (the table's copy stands): its due time is
+        in doubt, so its clock looks at it at the next tick."""
+        index = self.due.get(store)
+        if index is not None:
+            index.soon(key)
+
     def tick(self, now_ms: int, wall_ms: int | None = None) -> tuple[Outputs, list[Changed]]:
-        """Every state table's clock over the locally owned state."""
+        """Every state table's clock over the locally owned state: the due keys of a clock
+        with ``next_due``, every key of the others. A changed key whose state is gone was
+        expired by its clock (the worker deletes it from the table)."""
         wall = now_ms if wall_ms is None else wall_ms
         out = Outputs()
         changed: list[Changed] = []
         for name, clock in self.clocks.items():
-            res, keys = clock.tick(self.stores[name], now_ms, self._trust(name, wall))
+            store = self.stores[name]
+            index = self.due.get(name)
+            if index is None:
+                res, keys = clock.tick(store, now_ms, self._trust(name, wall))
+                self.visited[name] = -1        # every key (not counted)
+            else:
+                if index.stale:
+                    index.rebuild(store)
+                due = index.take(now_ms)
+                self.visited[name] = len(due)
+                res, keys = clock.tick(DueView(store, due, index, self.assignments.get(name)),
+                                       now_ms, self._trust(name, wall))
+                for key in dict.fromkeys([*due, *keys]):
+                    index.note(key, store.get(key))
+            self.metrics.clock_keys.labels(name).set(max(0, self.visited[name]))
             out.extend(res)
             changed += [Changed(name, key) for key in keys]
         return out, changed
+
+    def assign(self, store: str, partitions: frozenset[int], total: int) -> None:
+        """The partitions of ``store`` this worker owns now, of ``total`` (clocks that decide
+        about keys nobody holds yet, e.g. gateways that never connected, need it)."""
+        self.assignments[store] = (partitions, total)
+
+    def reindex(self) -> None:
+        """Rebuild every due index from its table at the next tick (partitions moved, or the
+        tables finished recovering from their changelogs)."""
+        for index in self.due.values():
+            index.stale = True
 
     def _trust(self, store: str, wall_ms: int) -> Callable[[int | None], bool]:
         return lambda partition: self._trusted(store, partition, wall_ms)
@@ -175,6 +221,7 @@ class Pipeline:
     def reset_partitions(self) -> None:
         self._arrival.clear()
         self._activity.clear()
+        self.reindex()
 
 
 def _key_tag(key: bytes | None) -> str | None:
