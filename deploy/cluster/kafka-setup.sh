@@ -24,6 +24,7 @@ ebi.incidents.clean                delete    $PARTITIONS
 ebi.hazards.clean                  delete    $PARTITIONS
 ebi.heartbeats.clean               delete    $PARTITIONS
 ebi.gateway.status                 delete    $PARTITIONS
+ebi.sensors.registered             delete    $PARTITIONS
 ebi.alerts                         delete    $PARTITIONS
 ebi.deadletter                     delete    $PARTITIONS
 ebi-worker-gateways-changelog      compact   $PARTITIONS
@@ -45,6 +46,7 @@ ebi-worker                    topic     literal  ebi.incidents.clean  Write
 ebi-worker                    topic     literal  ebi.hazards.clean    Write
 ebi-worker                    topic     literal  ebi.heartbeats.clean Write
 ebi-worker                    topic     literal  ebi.gateway.status   Write
+ebi-worker                    topic     literal  ebi.sensors.registered Write
 ebi-worker                    topic     literal  ebi.alerts           Write
 ebi-worker                    topic     literal  ebi.deadletter       Write
 ebi-worker                    topic     prefix   ebi-worker-          Read,Write,Create,Describe
@@ -56,6 +58,7 @@ ebi-sink                      topic     literal  ebi.incidents.clean  Read
 ebi-sink                      topic     literal  ebi.hazards.clean    Read
 ebi-sink                      topic     literal  ebi.heartbeats.clean Read
 ebi-sink                      topic     literal  ebi.gateway.status   Read
+ebi-sink                      topic     literal  ebi.sensors.registered Read
 ebi-sink                      topic     literal  ebi.alerts           Read
 ebi-sink                      topic     literal  ebi.deadletter       Read
 ebi-sink                      group     literal  ebi-sink             Read
@@ -75,6 +78,7 @@ ebi-operator                  topic     literal  ebi.incidents.clean  Read
 ebi-operator                  topic     literal  ebi.hazards.clean    Read
 ebi-operator                  topic     literal  ebi.heartbeats.clean Read
 ebi-operator                  topic     literal  ebi.gateway.status   Read
+ebi-operator                  topic     literal  ebi.sensors.registered Read
 ebi-operator                  topic     literal  ebi.alerts           Read
 ebi-operator                  topic     literal  ebi.deadletter       Read
 ebi-operator                  group     literal  *                    Describe

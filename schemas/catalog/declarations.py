@@ -91,6 +91,17 @@ GATEWAY_STATUS = Output(
                  View("gateway_state", latest_by=("gateway_id",), order=("changed_at DESC",))),
           doc="Gateways going offline and coming back."))
 
+# The registered sensors as the worker applies them (every worker writes each change it
+# reads; the table keeps one row per sensor and registration time): the basis of the online
+# spot check (网上巡查) of which registered sensors report.
+SENSOR_REGISTRY = Output(
+    Topic("sensors.registered", "SensorRegistration", "sensor_id"), "registration",
+    "registrations",
+    Table("sensor_registrations_raw", order_by=("sensor_id", "updated_at"),
+          event_time="updated_at",
+          views=(View("sensor_registry", latest_by=("sensor_id",), order=("updated_at DESC",)),),
+          doc="Sensor registrations and removals as the worker applied them."))
+
 ALERTS = Output(
     Topic("alerts", "Alert", "subject_id"), "alert", "alerts",
     Table("alerts_raw", order_by=("alert_id",), partition_by="toYYYYMM(event_time)",
@@ -106,4 +117,4 @@ DEAD_LETTERS = Output(
               "(sink)."))
 
 TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR)
-OUTPUTS = (ALERTS, GATEWAY_STATUS, DEAD_LETTERS)
+OUTPUTS = (ALERTS, GATEWAY_STATUS, SENSOR_REGISTRY, DEAD_LETTERS)

@@ -135,7 +135,7 @@ class RecordType:
                              "entry (or ebi reconcile reports a gap for every message)")
 
 
-OutputRole = Literal["status", "alert", "deadletter", "alarm"]
+OutputRole = Literal["status", "alert", "deadletter", "alarm", "registration"]
 
 
 @dataclass(frozen=True)

@@ -44,8 +44,9 @@ class Clock(Protocol):
 @runtime_checkable
 class DueClock(Clock, Protocol):
     """A clock that knows, per state, the earliest time its tick could act on it (None:
-    never until the state changes); it may also implement ``category(state)`` for its
-    gauges (see :mod:`streams.worker.due`)."""
+    never until the state changes); it may also implement ``next_due_of(key, state)`` (used
+    instead when present) and ``category(state)`` for its gauges (see
+    :mod:`streams.worker.due`)."""
 
     def next_due(self, state: Any) -> int | None: ...
 

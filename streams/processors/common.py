@@ -57,12 +57,14 @@ class Outputs:
     dead_letters: list[Record] = field(default_factory=list)
     alerts: list[Record] = field(default_factory=list)
     statuses: list[Record] = field(default_factory=list)   # GatewayStatus
+    registrations: list[Record] = field(default_factory=list)   # SensorRegistration
     replay: bool = False      # already applied before a crash or rebalance: nothing to send
 
     def extend(self, other: Outputs) -> None:
         self.dead_letters.extend(other.dead_letters)
         self.alerts.extend(other.alerts)
         self.statuses.extend(other.statuses)
+        self.registrations.extend(other.registrations)
 
 
 def alert_id(alert_type: str, subject_id: str, event_ms: int, extra: str = "") -> str:

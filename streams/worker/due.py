@@ -7,6 +7,8 @@ A clock (:class:`streams.processors.base.Clock`) MAY implement
   anything for that state or drop it (None: never, until the state changes). Visiting a key
   earlier is harmless (the tick does nothing for it); visiting it later is a missed alarm, so
   when in doubt a clock returns the earlier time;
+- ``next_due_of(key, state) -> int | None`` instead, when the due time depends on the key
+  (the gateways' clock: the sensors registered on that gateway);
 - ``category(state) -> str | None``: what the key counts as in the clock's gauges (e.g.
   ``"online:11"``); the index keeps the counts over every owned key, so the gauges need no
   scan either.
@@ -31,7 +33,7 @@ from typing import Any
 
 from streams.processors.base import StateStore
 
-NextDue = Callable[[Any], "int | None"]
+NextDue = Callable[[bytes, Any], "int | None"]
 Category = Callable[[Any], "str | None"]
 
 
@@ -54,7 +56,7 @@ class DueIndex:
         """``key`` now holds ``state`` (None: the key is gone)."""
         if self.category is not None:
             self._recount(key, None if state is None else self.category(state))
-        due = None if state is None else self.next_due(state)
+        due = None if state is None else self.next_due(key, state)
         if due is None:
             self._due.pop(key, None)
             return
@@ -107,6 +109,15 @@ class DueIndex:
         self.stale = False
 
 
+def due_function(clock: Any) -> NextDue:
+    """A clock's ``next_due_of(key, state)``, or its ``next_due(state)``."""
+    of = getattr(clock, "next_due_of", None)
+    if of is not None:
+        return of
+    plain = clock.next_due
+    return lambda key, state: plain(state)
+
+
 class DueView:
     """A store as one tick of a clock sees it: only the due keys are owned. Writes go to the
     store; ``assignment`` is what the worker owns of the table (None: every partition)."""
@@ -134,5 +145,8 @@ class DueView:
         return self.store.partition_of(key)
 
     def categories(self) -> Counter[str]:
-        """Keys per category over every owned key (see the module docstring)."""
+        """Keys per category over every owned key (see the module docstring), with the due
+        keys as this tick left them so far."""
+        for key in self.due:
+            self.index.note(key, self.store.get(key))
         return self.index.counts

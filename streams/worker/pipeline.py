@@ -26,7 +26,7 @@ from streams.processors.base import Clock, DueClock, Processor, StateStore, miss
 from streams.processors.common import Outputs, canary_tag
 from streams.processors.context import ProcessorContext
 from streams.processors.liveness import partition_caught_up
-from streams.worker.due import DueIndex, DueView
+from streams.worker.due import DueIndex, DueView, due_function
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,7 @@ class Pipeline:
             if state.clock}
         # clocks with next_due: their due index (see .due); the others scan every key
         self.due: dict[str, DueIndex] = {
-            name: DueIndex(clock.next_due, getattr(clock, "category", None))
+            name: DueIndex(due_function(clock), getattr(clock, "category", None))
             for name, clock in self.clocks.items() if isinstance(clock, DueClock)}
         self.assignments: dict[str, tuple[frozenset[int], int]] = {}
         self.visited: dict[str, int] = {}    # per state table: keys its last tick visited
