@@ -172,6 +172,30 @@ FROM (
     )
     GROUP BY enterprise_id, day
 )"""),
+    # 网上巡查: per enterprise, the registered sensors (latest registration, not removed)
+    # and how many of them have a reading from the last hour
+    "spot_checks": (frozenset({"sensor_registrations_raw", "reading_minutes"}), """
+SELECT enterprise_id, any(region_code) AS region_code, count() AS registered_sensors,
+       sum(reported) AS reporting_sensors, count() - sum(reported) AS silent_sensors,
+       round(sum(reported) / count(), 4) AS reporting_share, now() AS checked_at
+FROM (
+    SELECT sensor_id, enterprise_id, region_code
+    FROM (
+        SELECT sensor_id, argMax(enterprise_id, updated_at) AS enterprise_id,
+               argMax(region_code, updated_at) AS region_code,
+               argMax(registered, updated_at) AS registered
+        FROM {db}.sensor_registrations_raw
+        WHERE isNull(tag)
+        GROUP BY sensor_id
+    )
+    WHERE registered = 1
+) AS s ANY LEFT JOIN (
+    SELECT sensor_id, toUInt8(1) AS reported
+    FROM {db}.reading_minutes
+    WHERE minute >= now() - 3600
+    GROUP BY sensor_id
+) AS r USING (sensor_id)
+GROUP BY enterprise_id"""),
     "incident_days": (frozenset({"incidents_1d"}), """
 SELECT region_code, kind, declared_level, day, uniqExact(incident_id) AS incidents,
        sum(n_reports) AS reports, sum(n_late) AS late_reports,

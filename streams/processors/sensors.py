@@ -162,7 +162,7 @@ class SensorRegistry:
                 "alarm_level2": ref.alarm_level2,
                 "expected_interval_s": ref.expected_interval_ms // 1000,
                 "registered": registered,
-                "updated_at": ref.registered_at if registered else ref.registered_at + 1,
+                "updated_at": ref.registered_at if registered else ref.registered_at + 1000,
                 "tag": canary_tag(ref.sensor_id, ref.enterprise_id)})
         self._echo.clear()
         return out

@@ -217,7 +217,7 @@ def test_the_registry_echo(ctx: ProcessorContext) -> None:
     assert not rig.tick(T0 + 1).registrations               # changes only
     ctx.reference.apply(SENSOR, "s-3", None, T0 + 2)
     [gone] = rig.tick(T0 + 3).registrations
-    assert not gone["registered"] and gone["updated_at"] == REGISTERED + 1
+    assert not gone["registered"] and gone["updated_at"] == REGISTERED + 1000
 
 
 def test_gauges_leave_the_canary_out(ctx: ProcessorContext, reference: ReferenceData) -> None:
