@@ -126,9 +126,11 @@ class GatewayClock:
             if store.get(key) is not None:
                 self.registry.decided(gateway_id)       # connected
                 continue
-            if not responsible(key, assignment) or \
-                    known.enterprise_id not in self.reference.enterprises:
-                continue      # another worker sees its partitions / not a registered enterprise
+            if not responsible(key, assignment):
+                continue      # another worker sees every message it could send
+            if known.enterprise_id not in self.reference.enterprises:
+                self.registry.later(gateway_id, now_ms + self.registry.grace_ms)
+                continue      # its enterprise is not registered (yet): look again later
             parts = candidate_partitions(key, assignment[1]) if assignment else {None}
             if not all(trusted(p) for p in parts):
                 self.registry.later(gateway_id, now_ms + 1)   # its messages may be waiting

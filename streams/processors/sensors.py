@@ -118,6 +118,7 @@ class SensorRegistry:
         self._gateway_of: dict[str, str] = {}         # sensor id -> its gateway
         self._echo: list[tuple[SensorRef, bool]] = []
         self._pending: list[tuple[int, str]] = []     # (due, gateway id): never-connected
+        self._wanted: dict[str, int] = {}             # gateway id -> its current due
         self._checked: set[str] = set()               # gateways decided (connected or alerted)
 
     def refresh(self) -> None:
@@ -145,7 +146,7 @@ class SensorRegistry:
             known = self.gateways.get(gid)
             self.gateways[gid] = RegisteredGateway(ent, first)
             if gid not in self._checked and (known is None or known.registered_at != first):
-                heapq.heappush(self._pending, (first + self.grace_ms, gid))
+                self.later(gid, first + self.grace_ms)
 
     def sensors_of(self, gateway_id: str) -> dict[str, SensorRef]:
         return self.by_gateway.get(gateway_id, {})
@@ -170,8 +171,8 @@ class SensorRegistry:
     def recheck_all(self) -> None:
         """Partitions moved: every registered gateway not decided here is checked again."""
         self._checked.clear()
-        self._pending = [(g.registered_at + self.grace_ms, gid)
-                         for gid, g in self.gateways.items()]
+        self._wanted = {gid: g.registered_at + self.grace_ms for gid, g in self.gateways.items()}
+        self._pending = [(due, gid) for gid, due in self._wanted.items()]
         heapq.heapify(self._pending)
 
     def due_unconnected(self, now_ms: int) -> list[str]:
@@ -179,18 +180,19 @@ class SensorRegistry:
         out = []
         while self._pending and self._pending[0][0] <= now_ms:
             due, gid = heapq.heappop(self._pending)
-            known = self.gateways.get(gid)
-            if known is None or gid in self._checked or \
-                    known.registered_at + self.grace_ms != due:
-                continue
-            out.append(gid)
+            if self._wanted.get(gid) != due:
+                continue                 # superseded by a later look
+            del self._wanted[gid]
+            if gid in self.gateways and gid not in self._checked:
+                out.append(gid)
         return out
 
     def decided(self, gateway_id: str) -> None:
         self._checked.add(gateway_id)
 
     def later(self, gateway_id: str, due: int) -> None:
-        """Look at ``gateway_id`` again at ``due`` (its partitions were being caught up)."""
+        """Look at ``gateway_id`` (again) at ``due``."""
+        self._wanted[gateway_id] = due
         heapq.heappush(self._pending, (due, gateway_id))
 
 

@@ -188,7 +188,8 @@ class Pipeline:
                                        now_ms, self._trust(name, wall))
                 for key in dict.fromkeys([*due, *keys]):
                     index.note(key, store.get(key))
-            self.metrics.clock_keys.labels(name).set(max(0, self.visited[name]))
+            if index is not None:
+                self.metrics.clock_keys.labels(name).set(self.visited[name])
             out.extend(res)
             changed += [Changed(name, key) for key in keys]
         return out, changed

@@ -231,3 +231,16 @@ def test_gauges_leave_the_canary_out(ctx: ProcessorContext, reference: Reference
     rig.store.put(key, state)
     rig.tick(T0 + 1)
     assert value_of(ctx.metrics.gateways, state="online") == 1
+
+
+def test_a_gateway_of_an_enterprise_registered_later_is_looked_at_again(
+        ctx: ProcessorContext) -> None:
+    ctx.reference.put_sensor({**sensor("s-x", gateway="gw-x", enterprise="ent-x"),
+                              "updated_at": T0 - 2 * H}, T0)
+    rig = Rig(ctx)
+    assert [a["subject_id"] for a in rig.tick(T0).alerts] == ["gw-1"]    # not gw-x yet
+    ctx.reference.put_enterprise({"enterprise_id": "ent-x", "name": "X", "region_code": "110101",
+                                  "industry": "x", "updated_at": T0}, T0)
+    assert not rig.tick(T0 + 1000).alerts
+    grace = rig.clock.registry.grace_ms
+    assert [a["subject_id"] for a in rig.tick(T0 + grace).alerts] == ["gw-x"]
