@@ -69,9 +69,9 @@ def test_hazard_and_blind_spot_rules_cite_sources() -> None:
 def test_hazard_and_blind_spot_sections_reject_unknown_keys_and_bad_values() -> None:
     with pytest.raises(PolicyError, match=r"\[hazards\]: unknown key\(s\) major_repeat"):
         parse_policy({"hazards": {"major_repeat": "1h"}})
-    with pytest.raises(PolicyError, match="blind_spots.sensor_silent_after_intervals"):
+    with pytest.raises(PolicyError, match=r"blind_spots\.sensor_silent_after_intervals"):
         parse_policy({"blind_spots": {"sensor_silent_after_intervals": 0}})
-    with pytest.raises(PolicyError, match="hazards.major_repeat_every: must be longer than 0"):
+    with pytest.raises(PolicyError, match=r"hazards\.major_repeat_every: must be longer than 0"):
         parse_policy({"hazards": {"major_repeat_every": "0s"}})
     policy = parse_policy({"hazards": {"major_repeat_every": "12h"},
                            "blind_spots": {"never_connected_after": "10m"}})
