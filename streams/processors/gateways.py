@@ -98,7 +98,6 @@ class GatewayClock:
                 changed.append(key)
                 continue
             if state["enterprise_id"] not in enterprises:
-                state["forget_checked"] = now_ms
                 continue      # enterprise deregistered (e.g. a finished canary): not watched
             res = Outputs()
             if not state.get("announced", True):

@@ -17,8 +17,8 @@ gateway_id, shared by heartbeats and telemetry (:mod:`.telemetry` owns ``sensors
 - ``heartbeat_sequence``: the sequence number of its latest heartbeat (-1: none yet);
 - ``applied_heartbeat``: packed coordinates of the last heartbeat applied to this state
   (absent before the first), see :func:`.common.already_applied`;
-- ``announced``, ``silent_sensors``, ``forget_checked``: owned by :mod:`.sensors` (the
-  gateway's first ONLINE status, silent sensors, forgetting).
+- ``announced``, ``silent_sensors``: owned by :mod:`.sensors` (the gateway's first ONLINE
+  status, its silent sensors).
 
 A gateway is offline once it has been silent for ``offline_after_intervals`` heartbeat
 intervals. Two paths decide it, with the same deterministic ids (the OFFLINE change is dated
@@ -68,7 +68,6 @@ class GatewayState(TypedDict):
     applied_heartbeat: NotRequired[int]
     announced: NotRequired[bool]
     silent_sensors: NotRequired[dict[str, int]]
-    forget_checked: NotRequired[int]
 
 
 def new_gateway_state(enterprise_id: str, sent_ms: int, arrival_ms: int,

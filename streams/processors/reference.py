@@ -93,8 +93,7 @@ class ReferenceData:
         return changes
 
     def _sensor_changed(self, kind: RecordType, entry: Any, registered: bool) -> None:
-        if kind.reference is not None and kind.reference.table == "sensors" and \
-                isinstance(entry, SensorRef):
+        if kind.name == SENSOR.name and isinstance(entry, SensorRef):
             with self._changes_lock:
                 self._sensor_changes[entry.sensor_id] = (entry, registered)
 

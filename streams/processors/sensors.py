@@ -29,14 +29,14 @@ The silence counts from the sensor's latest reading's arrival (the last envelope
 deduplication ring, :mod:`.dedup`), or, for a sensor that never reported, from its
 registration; never from before the gateway came online, so a gateway coming back does not
 make its sensors silent at once. Fields of the gateway state this module owns:
-``silent_sensors`` (sensor id -> when its silence was alerted to have started, ms),
+``silent_sensors`` (sensor id -> when its silence was alerted to have started, ms) and
 ``announced`` (the gateway's first ONLINE status was written; absent in states of earlier
-layouts: taken as written) and ``forget_checked`` (when the clock last found the state too
-old to keep but its enterprise still registered).
+layouts: taken as written).
 
 **Forgetting**: a gateway whose enterprise is no longer registered leaves the state
 ``forget_after`` after its last message; so does the state of a sensor no longer registered
-on that gateway.
+on that gateway. A registered gateway is never forgotten, however long it is offline: it is
+an open blind spot.
 """
 
 from __future__ import annotations
@@ -288,7 +288,7 @@ class SensorWatch:
         enterprise is not registered) or a sensor's (not registered on this gateway)."""
         last = max(state["last_arrival_at"], state["last_seen_at"])
         if state["enterprise_id"] not in self.reference.enterprises:
-            return max(last, state.get("forget_checked", 0)) + self.forget_ms
+            return last + self.forget_ms
         registered = self.registry.sensors_of(gateway_id)
         found: int | None = None
         for sid in state["sensors"]:
@@ -305,7 +305,7 @@ class SensorWatch:
         True when the whole gateway state should go."""
         last = max(state["last_arrival_at"], state["last_seen_at"])
         if state["enterprise_id"] not in self.reference.enterprises:
-            return now_ms >= max(last, state.get("forget_checked", 0)) + self.forget_ms
+            return now_ms >= last + self.forget_ms
         registered = self.registry.sensors_of(gateway_id)
         for sid in [s for s in state["sensors"] if s not in registered]:
             if now_ms >= (self.last_arrival(state, sid) or last) + self.forget_ms:

@@ -21,7 +21,8 @@ changed, and rebuilt from the owned keys (``store.owned_keys()``) when partition
 table recovery completes (``stale``). A tick gets a :class:`DueView` of the store, whose
 ``owned_keys()`` yields only the due keys, so ``tick(store, now_ms, trusted)`` keeps its
 signature. A tick that returns a key in its changed list with the state removed (``put(key,
-None)``) expires it: the worker then deletes it from the table.
+None)`` or ``forget(key)`` on the view) expires it: the worker then deletes it from the
+table.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ class DueView:
         self.store.put(key, state)
 
     def forget(self, key: bytes) -> None:
-        self.store.forget(key)
+        """For a clock, forgetting a key drops its state (as ``put(key, None)``): returned in
+        the tick's changed list, the key is expired."""
+        self.store.put(key, None)
 
     def owned_keys(self) -> Iterator[bytes]:
         return iter(self.due)

@@ -163,3 +163,13 @@ def test_moved_partitions_rebuild_the_index_from_the_table(policy: Policy) -> No
     h.pipeline.reset_partitions()
     out, _ = h.pipeline.tick(T0 + 61_000)
     assert sorted(a["subject_id"] for a in out.alerts) == ["hz-1", "hz-2"]
+
+
+def test_a_clock_forgetting_a_key_drops_its_state() -> None:
+    store = DictStore()
+    store.put(b"k", {"due": 1})
+    index = DueIndex(lambda key, s: s["due"])
+    index.rebuild(store)
+    view = DueView(store, index.take(5), index)
+    view.forget(b"k")
+    assert store.get(b"k") is None
