@@ -53,6 +53,8 @@ class Metrics:
     reference_behind: Gauge      # reference-topic messages the feed has not applied yet
     quarantined: Counter         # stage: messages set aside after failing poison_attempts times
     alarms_active: Gauge         # type, severity, province: alarms standing (the alarm book)
+    clock_keys: Gauge            # table: state keys the last clock tick looked at
+    hazards: Gauge               # state: open / overdue hidden dangers (canary excluded)
     build: Info
 
     def prime(self, topics: Iterable[str], reasons: Iterable[str] = REJECT_REASONS) -> None:
@@ -121,5 +123,9 @@ class Metrics:
                                 "stage"),
             alarms_active=gauge("ebi_alarms_active", "Alarms raised and not cleared yet, of the "
                                 "partitions this worker owns", "type", "severity", "province"),
+            clock_keys=gauge("ebi_clock_keys_visited", "State keys the last clock tick looked "
+                             "at (the due ones, for clocks with a due index)", "table"),
+            hazards=gauge("ebi_hazards", "Hidden dangers not closed, by state (open, overdue)",
+                          "state"),
             build=Info("ebi_build", "Build information", registry=reg),
         )

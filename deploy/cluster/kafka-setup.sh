@@ -26,6 +26,7 @@ ebi.heartbeats.clean               delete    $PARTITIONS CreateTime
 ebi.alarm.commands                 delete    $PARTITIONS LogAppendTime
 ebi.alarm.events                   delete    $PARTITIONS CreateTime
 ebi.gateway.status                 delete    $PARTITIONS CreateTime
+ebi.sensors.registered             delete    $PARTITIONS CreateTime
 ebi.alerts                         delete    $PARTITIONS CreateTime
 ebi.deadletter                     delete    $PARTITIONS CreateTime
 ebi-worker-gateways-changelog      compact   $PARTITIONS CreateTime
@@ -50,6 +51,7 @@ ebi-worker                    topic     literal  ebi.hazards.clean    Write
 ebi-worker                    topic     literal  ebi.heartbeats.clean Write
 ebi-worker                    topic     literal  ebi.gateway.status   Write
 ebi-worker                    topic     literal  ebi.alarm.events     Write
+ebi-worker                    topic     literal  ebi.sensors.registered Write
 ebi-worker                    topic     literal  ebi.alerts           Write
 ebi-worker                    topic     literal  ebi.deadletter       Write
 ebi-worker                    topic     prefix   ebi-worker-          Read,Write,Create,Describe
@@ -62,6 +64,7 @@ ebi-sink                      topic     literal  ebi.hazards.clean    Read
 ebi-sink                      topic     literal  ebi.heartbeats.clean Read
 ebi-sink                      topic     literal  ebi.gateway.status   Read
 ebi-sink                      topic     literal  ebi.alarm.events     Read
+ebi-sink                      topic     literal  ebi.sensors.registered Read
 ebi-sink                      topic     literal  ebi.alerts           Read
 ebi-sink                      topic     literal  ebi.deadletter       Read
 ebi-sink                      group     literal  ebi-sink             Read
@@ -83,6 +86,7 @@ ebi-operator                  topic     literal  ebi.hazards.clean    Read
 ebi-operator                  topic     literal  ebi.heartbeats.clean Read
 ebi-operator                  topic     literal  ebi.gateway.status   Read
 ebi-operator                  topic     literal  ebi.alarm.events     Read
+ebi-operator                  topic     literal  ebi.sensors.registered Read
 ebi-operator                  topic     literal  ebi.alerts           Read
 ebi-operator                  topic     literal  ebi.deadletter       Read
 ebi-operator                  group     literal  *                    Describe

@@ -13,7 +13,8 @@ GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:Ga
                  upgrade="streams.processors.layouts:upgrade_gateway")
 INCIDENTS = State("incidents", "incident_id", clock="streams.processors.incidents:IncidentClock",
                   upgrade="streams.processors.layouts:upgrade_incident")
-HAZARDS = State("hazards", "hazard_id", upgrade="streams.processors.layouts:upgrade_hazard")
+HAZARDS = State("hazards", "hazard_id", clock="streams.processors.hazards:HazardClock",
+                upgrade="streams.processors.layouts:upgrade_hazard")
 # The alarm book (streams/alarms/book.py): the alarms of every subject, keyed like the record
 # that was processed (gateway, incident or hazard id: "home"), so they share its partition.
 ALARMS = State("alarms", "home", clock="streams.alarms.book:AlarmClock")
@@ -52,7 +53,8 @@ HAZARD = RecordType(
     table=Table("hazards_raw", skip=frozenset({"duplicate"}), order_by=("hazard_id", "version"),
                 event_time="updated_at",
                 views=(View("hazard_versions"),
-                       View("hazards", latest_by=("hazard_id",), order=("version DESC",))),
+                       View("hazards", latest_by=("hazard_id",), order=("version DESC",),
+                            columns=("days_overdue",))),
                 doc="Every version of every hidden-danger record."),
     ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at",
     senders=("gateway",))  # an enterprise files its hidden dangers through its connection
@@ -100,6 +102,17 @@ GATEWAY_STATUS = Output(
                  View("gateway_state", latest_by=("gateway_id",), order=("changed_at DESC",))),
           doc="Gateways going offline and coming back."))
 
+# The registered sensors as the worker applies them (every worker writes each change it
+# reads; the table keeps one row per sensor and registration time): the basis of the online
+# spot check (网上巡查) of which registered sensors report.
+SENSOR_REGISTRY = Output(
+    Topic("sensors.registered", "SensorRegistration", "sensor_id"), "registration",
+    "registrations",
+    Table("sensor_registrations_raw", order_by=("sensor_id", "updated_at"),
+          event_time="updated_at",
+          views=(View("sensor_registry", latest_by=("sensor_id",), order=("updated_at DESC",)),),
+          doc="Sensor registrations and removals as the worker applied them."))
+
 ALERTS = Output(
     Topic("alerts", "Alert", "subject_id"), "alert", "alerts",
     Table("alerts_raw", order_by=("alert_id",), partition_by="toYYYYMM(event_time)",
@@ -124,4 +137,4 @@ DEAD_LETTERS = Output(
               "(sink)."))
 
 TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR, ALARM_COMMAND)
-OUTPUTS = (ALERTS, GATEWAY_STATUS, ALARM_EVENTS, DEAD_LETTERS)
+OUTPUTS = (ALERTS, GATEWAY_STATUS, ALARM_EVENTS, SENSOR_REGISTRY, DEAD_LETTERS)

@@ -41,11 +41,13 @@ class Topic:
 @dataclass(frozen=True)
 class View:
     """An analyst view over a table: every (deduplicated) row, or with ``latest_by`` the
-    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC")."""
+    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC").
+    ``columns``: computed columns added to the table's, by name (the sink defines them)."""
 
     name: str
     latest_by: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
+    columns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -136,7 +138,7 @@ class RecordType:
                              "entry (or ebi reconcile reports a gap for every message)")
 
 
-OutputRole = Literal["status", "alert", "deadletter", "alarm"]
+OutputRole = Literal["status", "alert", "deadletter", "alarm", "registration"]
 
 
 @dataclass(frozen=True)

@@ -26,14 +26,14 @@ from schemas.catalog.model import Catalog
 from schemas.classification import INTERNAL_RULE, Rule
 from sinks.clickhouse.backend import Features
 from sinks.clickhouse.schema import CONSUMED_COLUMNS, LEDGER_COLUMNS, TableSpec, table_specs
-from sinks.clickhouse.views import ROLLUP_SOURCES, ROLLUP_TABLES, rollups
+from sinks.clickhouse.views import CURRENT_ROLLUP_TABLES, ROLLUP_SOURCES, current_rollups
 
 # rollup column -> the stored column it is computed from (min, max, sum of ``value``, ...)
-DERIVED = {"value_min": "value", "value_max": "value", "value_sum": "value",
+DERIVED = {"value_min": "value", "value_max": "value", "value_sum": "value", "pairs": "value",
            "max_deaths": "deaths", "max_missing": "missing"}
 # rollup columns that count rows or name a time bucket: internal
 AGGREGATES = frozenset({"minute", "day", "n_readings", "n_late", "n_anomalous", "n_alarms",
-                        "n_reports", "row_version"})
+                        "n_reports", "row_version", "late", "anomalous", "alarms"})
 MASKED_NOTE = "masked for roles without clearance"
 
 
@@ -50,8 +50,15 @@ def table_rules(spec: TableSpec, features: Features) -> dict[str, Rule | None]:
 
 def rollup_columns(name: str) -> list[tuple[str, str]]:
     """(column, type) of a rollup table, from its DDL in :mod:`.views`."""
-    return [(part.split(" ", 1)[0], part.split(" ", 1)[1].strip())
-            for part in ROLLUP_TABLES[name][0].split(", ")]
+    parts, depth, start, ddl = [], 0, 0, CURRENT_ROLLUP_TABLES[name][0]
+    for i, ch in enumerate(ddl):     # split at the commas outside parentheses
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if ch == "," and depth == 0:
+            parts.append(ddl[start:i])
+            start = i + 1
+    parts.append(ddl[start:])
+    return [(part.strip().split(" ", 1)[0], part.strip().split(" ", 1)[1].strip())
+            for part in parts]
 
 
 def rollup_rules(name: str, features: Features,
@@ -80,7 +87,7 @@ def all_rules(features: Features, catalog: Catalog | None = None
     """Table -> column -> rule, for every table ``ebi migrate`` creates (views aside)."""
     catalog = catalog or default_catalog()
     out = {name: table_rules(spec, features) for name, spec in table_specs(catalog).items()}
-    out.update({name: rollup_rules(name, features, catalog) for name in rollups(catalog)})
+    out.update({name: rollup_rules(name, features, catalog) for name in current_rollups(catalog)})
     out.update({name: bookkeeping_rules(name) for name in ("ledger", "consumed")})
     return out
 

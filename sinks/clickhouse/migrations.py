@@ -27,7 +27,15 @@ from schemas.catalog.model import Catalog
 from sinks.clickhouse.backend import Backend, Features
 from sinks.clickhouse.classification import comment_statements
 from sinks.clickhouse.schema import consumed_sql, ledger_sql, table_specs
-from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_TABLES, analyst_views, rollups
+from sinks.clickhouse.views import (
+    FIRST_MATERIALIZED_VIEWS,
+    FIRST_ROLLUP_TABLES,
+    MATERIALIZED_VIEWS,
+    RETIRED,
+    ROLLUP_TABLES,
+    analyst_views,
+    rollups,
+)
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +88,13 @@ def versioned_steps(db: str, features: Features, catalog: Catalog | None = None)
     base.append(Step("0002", "ledger: one row per input message", (ledger_sql(db),)))
     present = set(rollups(catalog))
     statements = []
-    for name, (columns, order_by, partition_by) in ROLLUP_TABLES.items():
+    for name, (columns, order_by, partition_by) in FIRST_ROLLUP_TABLES.items():
         if name in present:
             statements.append(
                 f"CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) "
                 f"ENGINE = ReplacingMergeTree(row_version) PARTITION BY {partition_by} "
                 f"ORDER BY ({order_by})")
-    for name, (target, select) in MATERIALIZED_VIEWS.items():
+    for name, (target, select) in FIRST_MATERIALIZED_VIEWS.items():
         if target in present:
             statements.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name} TO "
                               f"{db}.{target} AS {select.format(db=db).strip()}")
@@ -95,9 +103,36 @@ def versioned_steps(db: str, features: Features, catalog: Catalog | None = None)
                          tuple(statements)))
     base.append(Step("0004", "consumed: one row per message the sink stored",
                       (consumed_sql(db),)))
+    sets = _set_rollups(db, present)
+    if sets:
+        base.append(Step("0005", "reading rollup as sets: each reading counted once, canary "
+                                 "left out (built from readings_raw; readings_1m/1d retired)",
+                         sets))
     base += [Step(f"table:{s.name}", f"table {s.name} (from the Avro schemas)",
                   (s.create_sql(db, features),)) for s in specs if s.name not in FIRST_RELEASE]
     return base
+
+
+def _set_rollups(db: str, present: set[str]) -> tuple[str, ...]:
+    """Step 0005: the rollups of sets, filled from their base table once (a reading counted
+    by both the backfill and the materialized view is still one element of its set), then
+    the first release's reading rollups dropped."""
+    statements = []
+    for name, (columns, engine, order_by, partition_by) in ROLLUP_TABLES.items():
+        if name in present:
+            statements.append(f"CREATE TABLE IF NOT EXISTS {db}.{name} ({columns}) "
+                              f"ENGINE = {engine} PARTITION BY {partition_by} "
+                              f"ORDER BY ({order_by})")
+    fills = []
+    for name, (target, select) in MATERIALIZED_VIEWS.items():
+        if target in present:
+            sql = select.format(db=db).strip()
+            statements.append(f"CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.{name} TO "
+                              f"{db}.{target} AS {sql}")
+            fills.append(f"INSERT INTO {db}.{target} {sql}")
+    if not statements:
+        return ()
+    return (*statements, *fills, *(f"DROP TABLE IF EXISTS {db}.{name}" for name in RETIRED))
 
 
 def view_steps(db: str, features: Features, catalog: Catalog | None = None) -> list[Step]:

@@ -50,7 +50,12 @@ from sinks.clickhouse.classification import (
     table_rules,
 )
 from sinks.clickhouse.schema import CONSUMED_COLUMNS, LEDGER_COLUMNS, table_specs
-from sinks.clickhouse.views import MATERIALIZED_VIEWS, ROLLUP_SOURCES, ROLLUP_TABLES, analyst_views
+from sinks.clickhouse.views import (
+    CURRENT_MATERIALIZED_VIEWS,
+    CURRENT_ROLLUP_TABLES,
+    ROLLUP_SOURCES,
+    analyst_views,
+)
 
 LAYOUT = "1"                     # bump when the layout of a scope changes: every scope rebuilds
 MV_PREFIX = "scope_"
@@ -185,13 +190,13 @@ def scope_rollups(scope: Scope, present: Iterable[str]) -> list[str]:
     """The rollups whose base table the scope has."""
     have = set(present)
     return [name for name, source in ROLLUP_SOURCES.items()
-            if source in have and name in ROLLUP_TABLES]
+            if source in have and name in CURRENT_ROLLUP_TABLES]
 
 
 def rollup_select(db: str, rollup: str, source_from: str) -> str:
     """The rollup's materialized-view select with its base table replaced by ``source_from``
     (a table, a view, or a parenthesised subquery)."""
-    select = next(sql for to, sql in MATERIALIZED_VIEWS.values() if to == rollup)
+    select = next(sql for to, sql in CURRENT_MATERIALIZED_VIEWS.values() if to == rollup)
     text = select.format(db=db).strip()
     base = f"{db}.{ROLLUP_SOURCES[rollup]}"
     found = re.findall(rf"{re.escape(base)}\b", text)
@@ -205,12 +210,17 @@ def scope_views(db: str, scope_db: str, objects: Iterable[str], features: Featur
     """The analyst views whose tables the scope has, over the scope's objects (without FINAL
     where those are views that deduplicate already)."""
     have = set(objects)
+    views = analyst_views(features, catalog)
+    ready: list[str] = []
+    while True:   # a view over other views once those are in (in the catalog's order)
+        more = [name for name, select in views.items() if name not in ready
+                and set(re.findall(r"\{db\}\.(\w+)", select)) <= have | set(ready)]
+        if not more:
+            break
+        ready += more
     out = {}
-    for name, select in analyst_views(features, catalog).items():
-        needs = set(re.findall(r"\{db\}\.(\w+)", select))
-        if not needs <= have:
-            continue
-        sql = select.format(db=scope_db).strip()
+    for name in ready:            # dependencies first
+        sql = views[name].format(db=scope_db).strip()
         if not final:
             sql = re.sub(rf"({re.escape(scope_db)}\.\w+) FINAL\b", r"\1", sql)
         out[name] = sql
@@ -254,11 +264,11 @@ def plan(db: str, scope: Scope, features: Features, catalog: Catalog | None = No
 
 
 def _create(database: str, table: str, columns: list[tuple[str, str]],
-            comments: dict[str, str], order_by: str, partition_by: str, version: str) -> str:
+            comments: dict[str, str], order_by: str, partition_by: str, engine: str) -> str:
     body = ",\n    ".join(f"{n} {t} COMMENT '{comments.get(n, '')}'" for n, t in columns)
     partition = f"\nPARTITION BY {partition_by}" if partition_by else ""
     return (f"CREATE TABLE {database}.{table} (\n    {body}\n)\n"
-            f"ENGINE = ReplacingMergeTree({version}){partition}\nORDER BY ({order_by})")
+            f"ENGINE = {engine}{partition}\nORDER BY ({order_by})")
 
 
 def _comments(rules: dict[str, Rule | None], scope: Scope, hidden: set[str]) -> dict[str, str]:
@@ -328,18 +338,19 @@ def build(backend: Backend, scope: Scope, catalog: Catalog | None = None,
         columns_of[s.name] = [n for n, _ in columns]
         hidden = set(s.masked_columns(scope))
         backend.command(_create(sdb, s.name, columns, _comments(s.rules, scope, hidden),
-                                s.order_by, s.partition_by, s.version))
+                                s.order_by, s.partition_by,
+                                f"ReplacingMergeTree({s.version})"))
         backend.command(f"CREATE MATERIALIZED VIEW {db}.{scope.mv(s.name)} TO {sdb}.{s.name} "
                         f"AS {select}")
     for r in p.rollups:
         select = rollup_select(db, r, f"{db}.{scope.mv(ROLLUP_SOURCES[r])}")
         columns = _types(backend, select)
         columns_of[r] = [n for n, _ in columns]
-        _, order_by, partition_by = ROLLUP_TABLES[r]
+        _, engine, order_by, partition_by = CURRENT_ROLLUP_TABLES[r]
         rules = rollup_rules(r, backend.features, catalog)
         hidden = {n for n, rule in rules.items() if masked(rule, scope.allowed)}
         backend.command(_create(sdb, r, columns, _comments(rules, scope, hidden), order_by,
-                                partition_by, "row_version"))
+                                partition_by, engine))
         backend.command(f"CREATE MATERIALIZED VIEW {db}.{scope.mv(r)} TO {sdb}.{r} "
                         f"AS {select}")
     # what the base tables hold already (after the views exist: nothing falls in between)
@@ -380,6 +391,11 @@ def masked_views(db: str, scope: Scope, features: Features, catalog: Catalog | N
                    f"{s.select(db, scope, final=True)}")
     ups = scope_rollups(scope, [s.name for s in found])
     for r in ups:
+        if CURRENT_ROLLUP_TABLES[r][1] == "AggregatingMergeTree":
+            # states cannot be masked one by one: the rollup of the scope's masked rows
+            out.append(f"CREATE OR REPLACE VIEW {sdb}.{r}{security} AS "
+                       f"{rollup_select(db, r, f'{sdb}.{ROLLUP_SOURCES[r]}')}")
+            continue
         rules = rollup_rules(r, features, catalog)
         cols = rollup_columns(r)
         names = [n for n, _ in cols]

@@ -17,6 +17,8 @@ from typing import Any
 
 from streams.localtime import CST, Zone
 from streams.policy.alarms import AlarmPolicy, AlarmPolicyError, parse_alarms
+from streams.policy.blindspots import DEFAULT_BLIND_SPOTS, BlindSpotPolicy, blind_spot_policy
+from streams.policy.hazards import DEFAULT_HAZARDS, HazardPolicy, hazard_policy
 from streams.policy.incidents import (
     ReportingRules,
     default_reporting,
@@ -122,6 +124,8 @@ class Policy:
     zone: Zone = CST     # of the reporting clocks ([time_zone])
     reporting: ReportingRules = field(default_factory=default_reporting)  # .incidents
     alarms: AlarmPolicy = field(default_factory=AlarmPolicy)   # [alarms]: streams.policy.alarms
+    hazards: HazardPolicy = DEFAULT_HAZARDS                  # [hazards]
+    blind_spots: BlindSpotPolicy = DEFAULT_BLIND_SPOTS       # [blind_spots]
 
     def deadline_rule(self, kind: str, stage: str, reporting_level: str,
                       declared_level: str = "ORDINARY",
@@ -253,6 +257,7 @@ def parse_policy(data: dict[str, Any]) -> Policy:
         limits=_limits(data.get("limits", {})),
         zone=parse_time_zone(data), reporting=parse_reporting(data),
         alarms=alarms,
+        hazards=hazard_policy(data), blind_spots=blind_spot_policy(data),
     )
 
 

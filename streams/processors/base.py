@@ -10,13 +10,14 @@ for the reference feed before deciding.
 A clock (a state table's ``clock``) runs on the worker's timer over the locally owned keys of
 its table: ``tick(store, now_ms, trusted) -> (outputs, changed keys)``; ``trusted(partition)``
 says whether silence on that partition means something (the worker is not reading a
-backlog there).
+backlog there). A clock that also says when each state is next due (:class:`DueClock`) is
+given only the due keys (see :mod:`streams.worker.due`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from schemas.records import Record, Source
 from streams.processors.common import Outputs
@@ -38,6 +39,16 @@ class Processor(Protocol):
 class Clock(Protocol):
     def tick(self, store: StateStore, now_ms: int,
              trusted: Callable[[int | None], bool]) -> tuple[Outputs, list[bytes]]: ...
+
+
+@runtime_checkable
+class DueClock(Clock, Protocol):
+    """A clock that knows, per state, the earliest time its tick could act on it (None:
+    never until the state changes); it may also implement ``next_due_of(key, state)`` (used
+    instead when present) and ``category(state)`` for its gauges (see
+    :mod:`streams.worker.due`)."""
+
+    def next_due(self, state: Any) -> int | None: ...
 
 
 class DictStore:

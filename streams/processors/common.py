@@ -78,6 +78,7 @@ class Outputs:
     alerts: list[Record] = field(default_factory=list)
     statuses: list[Record] = field(default_factory=list)   # GatewayStatus
     alarms: list[Record] = field(default_factory=list)     # AlarmEvent (the alarm book's)
+    registrations: list[Record] = field(default_factory=list)   # SensorRegistration
     replay: bool = False      # already applied before a crash or rebalance: nothing to send
 
     def extend(self, other: Outputs) -> None:
@@ -85,6 +86,7 @@ class Outputs:
         self.alerts.extend(other.alerts)
         self.statuses.extend(other.statuses)
         self.alarms.extend(other.alarms)
+        self.registrations.extend(other.registrations)
 
 
 def alert_id(alert_type: str, subject_id: str, event_ms: int, extra: str = "") -> str:
@@ -102,6 +104,8 @@ SEVERITY = {
     "RECEIVED_LATE": "WARNING", "REPEATED_INITIAL": "WARNING", "REPORT_AFTER_FINAL": "WARNING",
     "LATE_CASUALTY_CHANGE": "WARNING", "ESCALATION_REQUIRED": "WARNING",
     "ESCALATION_OVERDUE": "CRITICAL", "DAILY_REPORT_OVERDUE": "WARNING",
+    "HAZARD_TRANSITION_INVALID": "WARNING", "GATEWAY_NEVER_CONNECTED": "WARNING",
+    "SENSOR_SILENT": "WARNING", "SENSOR_RESUMED": "INFO",
 }
 
 

@@ -16,7 +16,9 @@ gateway_id, shared by heartbeats and telemetry (:mod:`.telemetry` owns ``sensors
   current one is ``online_since`` until now, see :meth:`GatewayMonitor.online_ms`);
 - ``heartbeat_sequence``: the sequence number of its latest heartbeat (-1: none yet);
 - ``applied_heartbeat``: packed coordinates of the last heartbeat applied to this state
-  (absent before the first), see :func:`.common.already_applied`.
+  (absent before the first), see :func:`.common.already_applied`;
+- ``announced``, ``silent_sensors``: owned by :mod:`.sensors` (the gateway's first ONLINE
+  status, its silent sensors).
 
 A gateway is offline once it has been silent for ``offline_after_intervals`` heartbeat
 intervals. Two paths decide it, with the same deterministic ids (the OFFLINE change is dated
@@ -64,6 +66,8 @@ class GatewayState(TypedDict):
     recent_sequences: list[list[int]]
     applied_telemetry: NotRequired[int]
     applied_heartbeat: NotRequired[int]
+    announced: NotRequired[bool]
+    silent_sensors: NotRequired[dict[str, int]]
 
 
 def new_gateway_state(enterprise_id: str, sent_ms: int, arrival_ms: int,
@@ -71,7 +75,7 @@ def new_gateway_state(enterprise_id: str, sent_ms: int, arrival_ms: int,
     return {"enterprise_id": enterprise_id, "last_seen_at": sent_ms,
             "last_arrival_at": arrival_ms, "interval_ms": interval_ms, "online": True,
             "online_since": sent_ms, "finished_online_ms": 0, "heartbeat_sequence": -1,
-            "sensors": {}, "recent_sequences": []}
+            "sensors": {}, "recent_sequences": [], "announced": False}
 
 
 def partition_caught_up(last_arrival_ms: int, last_activity_ms: int, now_ms: int,
@@ -93,7 +97,7 @@ class GatewayMonitor:
     def allowed_silence(self, state: GatewayState) -> int:
         return self.after * (state["interval_ms"] or self.default_interval_ms)
 
-    def _status(self, gateway_id: str, state: GatewayState, status: str, changed_at: int,
+    def status(self, gateway_id: str, state: GatewayState, status: str, changed_at: int,
                 offline_ms: int) -> Record:
         enterprise = state["enterprise_id"]
         return {"gateway_id": gateway_id, "enterprise_id": enterprise,
@@ -104,7 +108,7 @@ class GatewayMonitor:
     def _go_offline(self, gateway_id: str, state: GatewayState, now_ms: int, out: Outputs) -> None:
         allowed = self.allowed_silence(state)
         changed_at = state["last_seen_at"] + allowed
-        out.statuses.append(self._status(gateway_id, state, "OFFLINE", changed_at, 0))
+        out.statuses.append(self.status(gateway_id, state, "OFFLINE", changed_at, 0))
         enterprise = state["enterprise_id"]
         out.alerts.append(_alert(
             "GATEWAY_OFFLINE", "gateway", gateway_id, changed_at, now_ms,
@@ -128,7 +132,7 @@ class GatewayMonitor:
         if not state["online"]:
             back = max(sent_ms, last)
             silent = back - last
-            out.statuses.append(self._status(gateway_id, state, "ONLINE", back, silent))
+            out.statuses.append(self.status(gateway_id, state, "ONLINE", back, silent))
             enterprise = state["enterprise_id"]
             out.alerts.append(_alert(
                 "GATEWAY_ONLINE", "gateway", gateway_id, back, now_ms,

@@ -3,12 +3,18 @@
 Every worker keeps all of it in memory (it is small: one entry per sensor), fed by a reader
 over all partitions of the reference topics (see :mod:`streams.worker.reference`). A
 sensor's alarm limits are resolved against the policy defaults once, when its registration
-arrives, not per reading.
+arrives, not per reading, and so is its reporting interval (``expected_interval_s``).
+
+Sensor registrations and removals are also kept in a change log (:meth:`ReferenceData.
+take_sensor_changes`): the sensor registry of the gateways' clock (:mod:`.sensors`) reads
+it, so registering a sensor costs the clock the change, not a pass over every sensor. The
+feed applies registrations on its own thread; the change log has a lock.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +36,8 @@ class SensorRef:
     unit: str
     alarm_level1: float   # resolved: the sensor's own limit or the policy default
     alarm_level2: float
+    expected_interval_ms: int = 0   # resolved: the registration's or the policy default
+    registered_at: int = 0          # the registration's updated_at (ms)
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,9 +57,13 @@ def sensor_ref(policy: Policy, record: dict[str, Any]) -> SensorRef:
         one = defaults.alarm_level1 if defaults else INF
     if two is None:
         two = defaults.alarm_level2 if defaults else INF
+    interval = record.get("expected_interval_s")
+    interval_ms = int(interval) * 1000 if interval else \
+        int(policy.blind_spots.sensor_expected_interval.total_seconds() * 1000)
     return SensorRef(str(record["sensor_id"]), str(record["enterprise_id"]),
                      str(record["gateway_id"]), metric, str(record["unit"]),
-                     float(one), float(max(one, two)))
+                     float(one), float(max(one, two)), interval_ms,
+                     int(record.get("updated_at") or 0))
 
 
 def enterprise_ref(policy: Policy, record: dict[str, Any]) -> EnterpriseRef:
@@ -69,6 +81,21 @@ class ReferenceData:
         self.enterprises: dict[str, EnterpriseRef] = {}
         self.ignored = 0      # registrations that failed their checks
         self._resolved: dict[str, tuple[Any, Any]] = {}
+        # sensor id -> (its registration, still registered), since the last take
+        self._sensor_changes: dict[str, tuple[SensorRef, bool]] = {}
+        self._changes_lock = threading.Lock()
+
+    def take_sensor_changes(self) -> dict[str, tuple[SensorRef, bool]]:
+        """The sensor registrations (True) and removals (False, with the registration
+        removed) since the last call."""
+        with self._changes_lock:
+            changes, self._sensor_changes = self._sensor_changes, {}
+        return changes
+
+    def _sensor_changed(self, kind: RecordType, entry: Any, registered: bool) -> None:
+        if kind.name == SENSOR.name and isinstance(entry, SensorRef):
+            with self._changes_lock:
+                self._sensor_changes[entry.sensor_id] = (entry, registered)
 
     def _table(self, kind: RecordType) -> dict[str, Any]:
         assert kind.reference is not None, f"{kind.name} is not reference data"
@@ -103,6 +130,7 @@ class ReferenceData:
                         exc)
             return False
         self._table(kind)[str(key)] = entry
+        self._sensor_changed(kind, entry, True)
         return True
 
     def apply(self, kind: RecordType, key: str | None, record: dict[str, Any] | None,
@@ -110,7 +138,7 @@ class ReferenceData:
         """A registration, or a tombstone (``record`` None) that removes one."""
         if record is None:
             if key is not None:
-                self._table(kind).pop(key, None)
+                self._sensor_changed(kind, self._table(kind).pop(key, None), False)
             return True
         return self.put(kind, record, now_ms)
 

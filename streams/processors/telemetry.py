@@ -138,10 +138,11 @@ class TelemetryProcessor:
         m.readings_in.inc(len(readings))
         if duplicates:
             m.duplicates.labels("telemetry").inc(duplicates)
-        if late:
-            m.late_reports.labels("telemetry").inc(late)
-        for code, count in anomalies.items():
-            m.anomalies.labels(code).inc(count)
+        if tag is None:       # canary traffic is no business figure
+            if late:
+                m.late_reports.labels("telemetry").inc(late)
+            for code, count in anomalies.items():
+                m.anomalies.labels(code).inc(count)
         return out, state
 
     def _envelope_problem(self, env: Record, arrival: int) -> tuple[str, str] | None:

@@ -227,8 +227,13 @@ def check_enterprise(enterprise: Mapping[str, Any], policy: Policy, now_ms: int)
 
 
 def check_sensor(sensor: Mapping[str, Any], policy: Policy, now_ms: int) -> list[Violation]:
-    """The unit fits the metric and the alarm limits lie in its range, level 1 <= level 2."""
+    """The unit fits the metric and the alarm limits lie in its range, level 1 <= level 2;
+    a reporting interval, when given, is positive."""
     out = _times(sensor, ("updated_at",), policy, now_ms) + _strings(sensor, policy)
+    interval = sensor.get("expected_interval_s")
+    if isinstance(interval, int) and not isinstance(interval, bool) and interval <= 0:
+        out.append(Violation("expected_interval_s", "OUT_OF_RANGE",
+                             f"reporting interval {interval} s must be positive"))
     metric = policy.metrics.get(str(sensor.get("metric")))
     if metric is None:
         return out

@@ -6,7 +6,8 @@ The SQL is what ClickHouse 18.16 and current ClickHouse (chdb) both accept: no C
 ``formatDateTime``, times compared with ``toDateTime('...', 'UTC')`` (a ``DateTime('UTC')``
 column on 18.16, ``DateTime64(3, 'UTC')`` on newer servers) and converted with
 ``toUnixTimestamp`` where seconds are computed. Hour buckets are taken in UTC: China Standard
-Time is a whole number of hours ahead, so the buckets are the same hours in CST.
+Time is a whole number of hours ahead, so the buckets are the same hours in CST. Canary
+records (``tag`` set) are left out of every section.
 """
 
 from __future__ import annotations
@@ -22,6 +23,10 @@ from streams.policy.alarms import AlarmPolicy
 # Where alarms come from: the `alerts` view today. The alarm sections read it through this
 # name only, so switching them to another view is a one-line change.
 ALARM_SOURCE = "alerts"
+
+# Canary traffic (synthetic monitoring, its records tagged ``canary-<run>``) is no statistic:
+# every section leaves it out.
+REAL = " AND isNull(tag)"
 
 _REGION = re.compile(r"^\d{2}(\d{2}){0,2}$")
 _TIME_FORMAT = "%Y-%m-%d %H:%M:%S"
@@ -140,7 +145,7 @@ FROM (
            argMax(deaths, reported_at) AS deaths, argMax(missing, reported_at) AS missing,
            argMax(serious_injuries, reported_at) AS serious_injuries
     FROM incident_reports
-    WHERE {during('reported_at')}{region()}
+    WHERE {during('reported_at')}{region()}{REAL}
     GROUP BY incident_id
 )
 GROUP BY declared_level, kind
@@ -151,7 +156,7 @@ ORDER BY indexOf({levels}, declared_level), kind""",
 SELECT report_id, incident_id, region_code, kind, stage, declared_level, reported_at,
        deadline_at, received_at, round(late_by_ms / 60000, 1) AS minutes_late
 FROM incident_reports
-WHERE late = 1 AND {during('reported_at')}{region()}
+WHERE late = 1 AND {during('reported_at')}{region()}{REAL}
 ORDER BY late_by_ms DESC, report_id
 LIMIT 50""", times=("reported_at", "deadline_at", "received_at"),
                 about="Reports received after their legal deadline; minutes late counted "
@@ -160,12 +165,12 @@ LIMIT 50""", times=("reported_at", "deadline_at", "received_at"),
                 "迟报（按省份、类型）", f"""
 SELECT substring(region_code, 1, 2) AS province, kind, count() AS late_reports,
        round(max(late_by_ms) / 60000, 1) AS worst_minutes_late
-FROM incident_reports WHERE late = 1 AND {during('reported_at')}{region()}
+FROM incident_reports WHERE late = 1 AND {during('reported_at')}{region()}{REAL}
 GROUP BY province, kind ORDER BY late_reports DESC, province, kind"""),
         Section("alarms", "Alarms by hour and severity", "报警（按小时、级别）", f"""
 SELECT toStartOfHour(event_time) AS hour, severity, count() AS alarms
 FROM {ALARM_SOURCE}
-WHERE {during('event_time')}{region()}
+WHERE {during('event_time')}{region()}{REAL}
 GROUP BY hour, severity
 ORDER BY hour, severity""", times=("hour",),
                 about="Alerts raised by the pipeline, by the hour of the event that caused "
@@ -174,7 +179,7 @@ ORDER BY hour, severity""", times=("hour",),
 SELECT alert_type, severity, count() AS alarms, uniqExact(enterprise_id) AS enterprises,
        max(event_time) AS last_event
 FROM {ALARM_SOURCE}
-WHERE {during('event_time')}{region()}
+WHERE {during('event_time')}{region()}{REAL}
 GROUP BY alert_type, severity
 ORDER BY alarms DESC, alert_type, severity""", times=("last_event",)),
         Section("blind_spots", "Blind-spot hours by enterprise (top 20)",
@@ -187,7 +192,7 @@ FROM (
     SELECT enterprise_id, region_code, gateway_id, offline_seconds AS closed_seconds,
            toInt64(0) AS open_seconds
     FROM gateway_status
-    WHERE status = 'ONLINE' AND offline_seconds > 0 AND {during('changed_at')}{region()}
+    WHERE status = 'ONLINE' AND offline_seconds > 0 AND {during('changed_at')}{region()}{REAL}
     UNION ALL
     SELECT enterprise_id, region_code, gateway_id, toInt64(0) AS closed_seconds,
            greatest(toInt64(0), toInt64({scope.open_end}) - greatest(
@@ -195,7 +200,7 @@ FROM (
            )) AS open_seconds
     FROM gateway_state
     WHERE status = 'OFFLINE'
-      AND changed_at < toDateTime('{scope.until_text}', 'UTC'){region()}
+      AND changed_at < toDateTime('{scope.until_text}', 'UTC'){region()}{REAL}
 )
 GROUP BY enterprise_id
 ORDER BY blind_spot_hours DESC, enterprise_id
@@ -203,21 +208,21 @@ LIMIT 20""", about="Gateway offline time: blind spots that ended in the period (
                    "whole) and those still open (counted from the start of the period)."),
         Section("offline_now", "Gateways offline now", "当前离线网关", f"""
 SELECT gateway_id, enterprise_id, region_code, changed_at AS offline_since
-FROM gateway_state WHERE status = 'OFFLINE'{region()} ORDER BY changed_at, gateway_id""",
+FROM gateway_state WHERE status = 'OFFLINE'{region()}{REAL} ORDER BY changed_at, gateway_id""",
                 times=("offline_since",)),
         Section("late_readings", "Late telemetry readings by enterprise (top 20)",
                 "迟到监测数据（按企业，前20）", f"""
 SELECT enterprise_id, count() AS late_readings, max(arrival_lag_ms) AS worst_lag_ms
-FROM readings WHERE late = 1 AND {during('event_time')}{region()}
+FROM readings WHERE late = 1 AND {during('event_time')}{region()}{REAL}
 GROUP BY enterprise_id ORDER BY late_readings DESC, enterprise_id LIMIT 20"""),
         Section("anomalies", "Anomalies by type", "异常数据（按类型）", f"""
 SELECT anomaly, count() AS readings, uniqExact(sensor_id) AS sensors
 FROM readings ARRAY JOIN anomalies AS anomaly
-WHERE {during('event_time')}{region()}
+WHERE {during('event_time')}{region()}{REAL}
 GROUP BY anomaly ORDER BY readings DESC, anomaly"""),
         Section("dead_letters", "Dead letters by reason", "死信（按阶段、原因）", f"""
 SELECT stage, error_code, count() AS messages
-FROM dead_letters WHERE {during('failed_at')}
+FROM dead_letters WHERE {during('failed_at')}{REAL}
 GROUP BY stage, error_code ORDER BY messages DESC, stage, error_code""", regional=False,
                 about="Input the pipeline rejected, for every region: a rejected message "
                       "has no region it can be trusted for."),

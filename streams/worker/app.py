@@ -14,8 +14,9 @@ its own producer (the changelogs), so a committed offset always has its outputs 
 change in Kafka (at-least-once). An error while sending ends the process at once (no ack, no
 commit, no flush): the batch is read again by whoever gets the partitions.
 
-A timer (``policy.check_every``) runs the state tables' clocks (silent gateways, incident
-deadlines) over the locally owned state and updates the gauges.
+A timer (``policy.check_every``) runs the state tables' clocks (silent gateways and
+sensors, incident and hazard deadlines) over the locally owned state (only the due keys, see
+:mod:`.due`) and updates the gauges; keys a clock expired are deleted from their table.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from streams.worker.delivery import OutputProducer
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import Pipeline, now_ms
 from streams.worker.reference import ReferenceFeed
-from streams.worker.state import StateCache
+from streams.worker.state import DELETE, StateCache
 
 log = logging.getLogger(__name__)
 
@@ -192,19 +193,32 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         app.agent(topic(*(k.input.name for k in kinds)), name=f"ebi.{agent_name}",
                   concurrency=1)(consume_fn)
 
+    inputs_of = {name: {settings.topic(k.input.name) for k in kinds}
+                 for name, kinds in groups.items()}
+
     @app.timer(interval=policy.check_every.total_seconds())
     async def clocks() -> None:
         if not worker.ready.is_set():
             return
+        assignment = app.consumer.assignment()
+        for name, topics in inputs_of.items():
+            pipeline.assign(name, frozenset(tp.partition for tp in assignment
+                                            if tp.topic in topics),
+                            (table_partitions or {}).get(name, partitions))
         # State changed here (gateway offline, clock alerts raised) stays in the cache and is
         # written with the next batch that touches the key: writing it now could also write
         # effects of a batch whose outputs are not acknowledged yet. After a restart the same
         # alerts may be raised again, with the same deterministic ids.
-        out, _changed = pipeline.tick(now_ms())
+        out, changed = pipeline.tick(now_ms())
         pending = sender.batch()
         try:
             sender.send("", out, pending)
             await sender.flush(pending)
+            # expired keys (their state dropped by the clock) leave the table now: no batch
+            # will write them again
+            for c in changed:
+                if stores[c.store].snapshot(c.key) == DELETE:
+                    stores[c.store].expire(c.key)
         except BaseException as exc:
             die(exc)
         worker.heartbeat.beat()
@@ -253,8 +267,12 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         guard.reset()
         stalls.reset()
 
+    async def recovered(sender_app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:
+        pipeline.reindex()     # the tables hold every owned key now: rebuild the due indexes
+
     app.on_partitions_revoked.connect(cast(Any, partitions_moved))
     app.on_partitions_assigned.connect(cast(Any, partitions_moved))
+    app.on_rebalance_complete.connect(cast(Any, recovered))
 
     app.ebi = worker  # type: ignore[attr-defined]
     return worker

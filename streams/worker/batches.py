@@ -193,6 +193,7 @@ class BatchRunner:
                 log.exception("message %s set aside", source.where())
                 if key is not None:      # its state change goes with its outputs
                     self.stores[stores_of[name]].forget(key)
+                    pipeline.forgot(stores_of[name], key)
                     touched.pop((stores_of[name], key), None)
                 for store, staged_key in staged:
                     self.stores[store].forget(staged_key)

@@ -51,9 +51,11 @@ class _Target:
 
 
 def _counters(metrics: Metrics) -> dict[str, Callable[[str, Record], None]]:
-    """Per-role counts beyond records_out: alerts by type, dead letters by reason and stage."""
+    """Per-role counts beyond records_out: alerts by type (canary alerts left out), dead
+    letters by reason and stage."""
     def alert(_input: str, record: Record) -> None:
-        metrics.alerts.labels(record["alert_type"]).inc()
+        if record.get("tag") is None:        # canary alerts are no business figure
+            metrics.alerts.labels(record["alert_type"]).inc()
 
     def dead(input_topic: str, record: Record) -> None:
         metrics.rejects.labels(input_topic, record["error_code"]).inc()

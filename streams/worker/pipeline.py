@@ -3,11 +3,12 @@
 :class:`Pipeline` decodes a message, routes it by its input topic to the processor the
 catalog names for its record type, with the state of its key, and keeps that state in the
 record type's store (the faust-table cache in the worker, a dict in tests). :meth:`Pipeline.tick`
-is the periodic part: each state table's clock (silent gateways, incident deadlines). No
-exception escapes for bad data: when a processor raises, the key's cached state is dropped
-(reloaded from the table) and the message is tried again, ``poison_attempts`` times in all;
-then it is set aside to the dead letters (``QUARANTINED``, with the exception) and the
-pipeline moves on.
+is the periodic part: each state table's clock (silent gateways, incident deadlines, hazard
+deadlines). A clock with ``next_due`` visits only its due keys (:mod:`.due`: the index is fed
+here, on every state a processor writes, and after every tick). No exception escapes for
+bad data: when a processor raises, the key's cached state is dropped (reloaded from the
+table) and the message is tried again, ``poison_attempts`` times in all; then it is set aside
+to the dead letters (``QUARANTINED``, with the exception) and the pipeline moves on.
 
 The catalog's stages (``Output.stage``: the alarm book) then look at what the processor (or
 a clock) produced and keep their own state, keyed like the record; the keys they changed
@@ -26,10 +27,11 @@ from typing import Any
 from schemas.catalog.model import Catalog, RecordType, resolve
 from schemas.codec import AvroDeserializer, DecodeError, SerializationContext
 from schemas.records import Record, Source, dead_letter
-from streams.processors.base import Clock, Processor, StateStore, missing_reference
+from streams.processors.base import Clock, DueClock, Processor, StateStore, missing_reference
 from streams.processors.common import Outputs, canary_tag
 from streams.processors.context import ProcessorContext
 from streams.processors.liveness import partition_caught_up
+from streams.worker.due import DueIndex, DueView, due_function
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +87,12 @@ class Pipeline:
         self._touched: list[tuple[str, bytes]] = []
         # stage states a clock changed: written with the next record of their key
         self._ticked: set[tuple[str, bytes]] = set()
+        # clocks with next_due: their due index (see .due); the others scan every key
+        self.due: dict[str, DueIndex] = {
+            name: DueIndex(due_function(clock), getattr(clock, "category", None))
+            for name, clock in self.clocks.items() if isinstance(clock, DueClock)}
+        self.assignments: dict[str, tuple[frozenset[int], int]] = {}
+        self.visited: dict[str, int] = {}    # per state table: keys its last tick visited
         # per state table and partition: last arrival (ms) and when the worker last read one
         self._arrival: dict[tuple[str, int], int] = {}
         self._activity: dict[tuple[str, int], int] = {}
@@ -135,6 +143,7 @@ class Pipeline:
                 log.exception("processing %s failed (attempt %d of %d)", source.where(),
                               attempt, self.poison_attempts)
                 store.forget(state_key)
+                self.forgot(route.kind.state.name if route.kind.state else "", state_key)
                 if attempt == self.poison_attempts:
                     return self.quarantine(route.kind.name, source, key, value, exc, now_ms,
                                            str(record.get(route.key_field))[:200]), None
@@ -145,6 +154,9 @@ class Pipeline:
         if new is None:
             return out, None
         store.put(state_key, new)
+        index = self.due.get(route.kind.state.name if route.kind.state else "")
+        if index is not None:
+            index.note(state_key, new)
         sent = record.get(route.kind.event_time) if route.kind.event_time else None
         if isinstance(sent, int):
             route.lag.set(max(0, now_ms - sent) / 1000)
@@ -179,29 +191,64 @@ class Pipeline:
             f"{self.poison_attempts} times: {type(exc).__name__}: {str(exc)[:500]}",
             "validate", now_ms, record_id=record_id, tag=_key_tag(key))])
 
+    def forgot(self, store: str, key: bytes) -> None:
+        """The cached state of ``key`` was dropped (the table's copy stands): its due time is
+        in doubt, so its clock looks at it at the next tick."""
+        index = self.due.get(store)
+        if index is not None:
+            index.soon(key)
+
     def tick(self, now_ms: int, wall_ms: int | None = None) -> tuple[Outputs, list[Changed]]:
-        """Every state table's clock over the locally owned state."""
+        """Every state table's clock over the locally owned state: the due keys of a clock
+        with ``next_due``, every key of the others. A changed key whose state is gone was
+        expired by its clock (the worker deletes it from the table)."""
         wall = now_ms if wall_ms is None else wall_ms
         out = Outputs()
         changed: list[Changed] = []
         staged = {store for _, _, store in self.stages}
         for name, clock in self.clocks.items():
+            store = self.stores[name]
             # a stage's state follows every store's partitions: trust what all trust
             trust = self._trust_all(wall) if name in staged else self._trust(name, wall)
-            res, keys = clock.tick(self.stores[name], now_ms, trust)
+            index = self.due.get(name)
+            if index is None:
+                res, keys = clock.tick(store, now_ms, trust)
+                self.visited[name] = -1        # every key (not counted)
+            else:
+                if index.stale:
+                    index.rebuild(store)
+                due = index.take(now_ms)
+                self.visited[name] = len(due)
+                res, keys = clock.tick(DueView(store, due, index, self.assignments.get(name)),
+                                       now_ms, trust)
+                for key in dict.fromkeys([*due, *keys]):
+                    index.note(key, store.get(key))
+            if index is not None:
+                self.metrics.clock_keys.labels(name).set(self.visited[name])
             out.extend(res)
             changed += [Changed(name, key) for key in keys]
-        for _, stage, store in self.stages:
+        for _, stage, stage_store in self.stages:
             try:
-                changed += [Changed(store, key)
-                            for key in stage.observe_tick(out, self.stores[store], now_ms)]
+                changed += [Changed(stage_store, key) for key in
+                            stage.observe_tick(out, self.stores[stage_store], now_ms)]
             except Exception:
-                log.exception("stage %s failed on the clocks' outputs", store)
+                log.exception("stage %s failed on the clocks' outputs", stage_store)
         self._ticked.update((c.store, c.key) for c in changed if c.store in staged)
         return out, changed
 
     def _trust_all(self, wall_ms: int) -> Callable[[int | None], bool]:
         return lambda partition: all(self._trusted(s, partition, wall_ms) for s in self.stores)
+
+    def assign(self, store: str, partitions: frozenset[int], total: int) -> None:
+        """The partitions of ``store`` this worker owns now, of ``total`` (clocks that decide
+        about keys nobody holds yet, e.g. gateways that never connected, need it)."""
+        self.assignments[store] = (partitions, total)
+
+    def reindex(self) -> None:
+        """Rebuild every due index from its table at the next tick (partitions moved, or the
+        tables finished recovering from their changelogs)."""
+        for index in self.due.values():
+            index.stale = True
 
     def _trust(self, store: str, wall_ms: int) -> Callable[[int | None], bool]:
         return lambda partition: self._trusted(store, partition, wall_ms)
@@ -221,6 +268,7 @@ class Pipeline:
         self._arrival.clear()
         self._activity.clear()
         self._ticked.clear()      # the caches are dropped too: the tables are the truth
+        self.reindex()
 
 
 def _key_tag(key: bytes | None) -> str | None:

@@ -16,6 +16,12 @@ faust decides which table partition (and changelog partition) a write goes to fr
 "current event"; a batch holds events of several partitions, so each key is written with the
 last event that touched it made current (same partition as the key, since the input topics
 are keyed and co-partitioned with the table).
+
+A key its clock expired (the state dropped by a tick, see :mod:`streams.worker.due`) is
+deleted from the table by :meth:`StateCache.expire`, outside any batch: no batch will touch
+it again. The tombstone goes to the key's own changelog partition (faust is handed an event
+naming it). Should an earlier batch still write the key's old state after that, the key is
+back in the table and its clock expires it again.
 """
 
 from __future__ import annotations
@@ -33,6 +39,20 @@ State = dict[str, Any]
 DELETE = b""          # snapshot of a deleted key (a real state is never empty JSON)
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                           check_circular=False).encode
+
+
+class _KeyEvent:
+    """What faust's table needs of the "current event" to write a key outside a stream: the
+    partition the key belongs to (and a topic with the table's partition count)."""
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.message = _Message(topic, partition)
+
+
+class _Message:
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
 
 
 class StateCache:
@@ -108,6 +128,30 @@ class StateCache:
     def persist(self, key: bytes, event: Any) -> None:
         """Write ``key``'s cached state to the table now."""
         self.write(key, self.snapshot(key), event)
+
+    def expire(self, key: bytes) -> bool:
+        """Delete ``key`` from the table now, if it is still deleted in the cache; False when
+        there was nothing to delete (or its partition is unknown: it stays until its clock
+        expires it again)."""
+        if key not in self._deleted:
+            return False
+        if key not in self.table:
+            self._deleted.discard(key)
+            return False
+        partition = self.partition_of(key)
+        if partition is None:
+            find = getattr(self.table.data, "_get_bucket_for_key", None)
+            if find is not None:
+                find(key)            # records the key's partition in the store's index
+                partition = self.partition_of(key)
+        if partition is None:
+            log.warning("state %s of %s expired but its partition is unknown; kept", self.name,
+                        key[:80])
+            return False
+        topic = str(getattr(self.table, "changelog_topic_name", self.name))
+        self.write(key, DELETE, _KeyEvent(topic, partition))
+        self._partition.pop(key, None)
+        return True
 
     def owned_keys(self) -> Iterator[bytes]:
         """Keys of the partitions this worker owns (table) plus any cached."""

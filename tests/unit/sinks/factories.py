@@ -77,7 +77,7 @@ def hazard(offset: int, *, topic: str = "hazards", partition: int = 0,
         "category": "electrical", "level": "MAJOR", "status": status, "found_at": t0,
         "rectification_deadline": deadline, "updated_at": t0 + version * 1000,
         "description": "exposed wiring", "received_at": t0 + version * 1000 + 50,
-        "duplicate": duplicate, "overdue": False,
+        "duplicate": duplicate, "overdue": False, "flags": [],
     }
 
 

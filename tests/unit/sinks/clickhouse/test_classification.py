@@ -23,10 +23,12 @@ def test_every_column_of_every_table_and_rollup_is_classified() -> None:
 
 
 def test_rollups_inherit_the_rule_of_what_they_are_computed_from() -> None:
-    rules = rollup_rules("readings_1m", OLD)
+    rules = rollup_rules("reading_minutes", OLD)
     assert rules["value_max"] == all_rules(OLD)["readings_raw"]["value"]
-    assert rules["n_readings"] == Rule("internal")
+    assert rules["pairs"] == all_rules(OLD)["readings_raw"]["value"]
+    assert rules["late"] == Rule("internal")
     assert rules["region_code"] == Rule("public")
+    assert rollup_rules("incidents_1d", OLD)["n_reports"] == Rule("internal")
 
 
 def test_migrate_writes_the_classification_as_column_comments() -> None:
@@ -37,7 +39,8 @@ def test_migrate_writes_the_classification_as_column_comments() -> None:
     assert "COMMENT COLUMN value 'classification: trade_secret; internal where metric in " \
            "METHANE|" in alters[0]
     assert "COMMENT COLUMN event_time_ms 'classification: internal'" in alters[0]
-    assert set(comment_statements("ebi", OLD)) >= {"readings_1m", "ledger", "dead_letters_raw"}
+    assert set(comment_statements("ebi", OLD)) >= {"reading_minutes", "incidents_1d", "ledger",
+                                                     "dead_letters_raw"}
     again = len(backend.commands)
     assert migrate(backend).applied == [] and len(backend.commands) == again + 1  # the
     # schema_migrations table's CREATE ... IF NOT EXISTS only

@@ -49,3 +49,18 @@ def test_views_are_recreated_when_their_sql_changes() -> None:
     backend.columns = {t.name: {n for n, _ in t.columns(MODERN)} for t in table_specs().values()}
     report = migrate(backend)
     assert [s.version for s in report.applied] == ["view:alerts"]
+
+
+def test_step_0005_builds_the_reading_rollup_and_retires_the_first_ones() -> None:
+    backend = FakeBackend(OLD)
+    report = migrate(backend)
+    [step] = [s for s in report.applied if s.version == "0005"]
+    sql = "\n".join(step.statements)
+    assert "ENGINE = AggregatingMergeTree" in sql and "SimpleAggregateFunction" not in sql
+    assert "INSERT INTO ebi.reading_minutes SELECT" in sql and "WHERE isNull(tag)" in sql
+    assert step.statements[-4:] == tuple(f"DROP TABLE IF EXISTS ebi.{t}" for t in (
+        "readings_1m_mv", "readings_1d_mv", "readings_1m", "readings_1d"))
+    views = [c for c in backend.commands if c.startswith("CREATE VIEW")]
+    assert not [v for v in views if "readings_1m" in v or "readings_1d" in v]
+    assert any("days_overdue" in v for v in views)
+    assert any(v.startswith("CREATE VIEW ebi.spot_checks") for v in views)

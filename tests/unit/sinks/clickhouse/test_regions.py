@@ -28,7 +28,7 @@ def test_a_region_has_the_regional_tables_only() -> None:
     selects = by_name(Scope("r32", "32"))
     assert set(selects) == {"readings_raw", "heartbeats_raw", "incident_reports_raw",
                             "hazards_raw", "alerts_raw", "gateway_status_raw",
-                            "alarm_events_raw"}
+                            "alarm_events_raw", "sensor_registrations_raw"}
     assert all(s.endswith(" WHERE region_code LIKE '32%'") for s in selects.values())
     ops = by_name(Scope("ops", dead_letters="full", bookkeeping=True))
     assert {"dead_letters_raw", "ledger", "consumed"} <= set(ops)
@@ -72,10 +72,10 @@ def test_bad_scopes_are_refused(kwargs: dict, message: str) -> None:
 
 def test_rollups_read_the_scopes_copy_and_views_their_own_database() -> None:
     scope = Scope("r32", "32")
-    select = rollup_select("ebi", "readings_1m", f"ebi.{scope.mv('readings_raw')}")
+    select = rollup_select("ebi", "reading_minutes", f"ebi.{scope.mv('readings_raw')}")
     assert "FROM ebi.scope_r32__readings_raw\n" in select and "ebi.readings_raw" not in select
     views = scope_views("ebi", "ebi_r32", [s.name for s in sources(scope, OLD)] +
-                        ["readings_1m", "readings_1d", "incidents_1d"], OLD)
+                        ["reading_minutes", "incidents_1d"], OLD)
     assert {"readings", "sensor_minutes", "enterprise_days", "incident_days"} <= set(views)
     assert "dead_letters" not in views and "ledger_v" not in views
     assert all("ebi_r32." in sql and "ebi." not in sql.replace("ebi_r32.", "")
@@ -110,7 +110,7 @@ def test_build_creates_copies_views_and_backfills_once() -> None:
     creates = [c for c in server.commands if c.startswith("CREATE MATERIALIZED VIEW")]
     assert any(c.startswith("CREATE MATERIALIZED VIEW ebi.scope_r32__readings_raw TO "
                             "ebi_r32.readings_raw AS SELECT") for c in creates)
-    assert any("TO ebi_r32.readings_1m" in c and "FROM ebi.scope_r32__readings_raw" in c
+    assert any("TO ebi_r32.reading_minutes" in c and "FROM ebi.scope_r32__readings_raw" in c
                for c in creates)
     order = [c.split(" ")[0] for c in server.commands]
     assert order.index("INSERT") > max(i for i, c in enumerate(server.commands)
@@ -128,7 +128,9 @@ def test_masked_views_for_servers_with_access_control() -> None:
     raw = next(v for v in views if v.startswith("CREATE OR REPLACE VIEW ebi_r32.readings_raw "))
     assert "DEFINER = CURRENT_USER SQL SECURITY DEFINER" in raw
     assert raw.endswith("FROM ebi.readings_raw FINAL WHERE region_code LIKE '32%'")
-    minute = next(v for v in views if " ebi_r32.readings_1m " in v)
-    assert "multiIf(metric IN (" in minute and "AS value_max" in minute
+    minute = next(v for v in views if " ebi_r32.reading_minutes " in v)   # of masked rows
+    assert "FROM ebi_r32.readings_raw\n" in minute and "maxState(value)" in minute
+    days = next(v for v in views if " ebi_r32.incidents_1d " in v)
+    assert "FROM ebi.incidents_1d FINAL WHERE region_code LIKE '32%'" in days
     sensor = next(v for v in views if " ebi_r32.sensor_minutes " in v)
-    assert "FROM ebi_r32.readings_1m\n" in sensor and "FINAL" not in sensor
+    assert "ebi_r32.reading_minutes" in sensor

@@ -50,3 +50,30 @@ def test_malformed_rule_is_named() -> None:
     with pytest.raises(PolicyError, match=r"metric\.X"):
         parse_policy({"metric": {"X": {"unit": "PPM", "range": [5, 1], "alarm": [1, 2],
                                        "source": "s"}}})
+
+
+def test_hazard_and_blind_spot_rules_cite_sources() -> None:
+    policy = load_policy()
+    h, b = policy.hazards, policy.blind_spots
+    assert h.major_repeat_every == timedelta(hours=24) and h.first_version == 1
+    assert h.forget_closed_after == timedelta(days=90)
+    assert b.never_connected_after == timedelta(hours=1)
+    assert (b.sensor_expected_interval, b.sensor_silent_after_intervals) == (
+        timedelta(minutes=5), 3)
+    assert b.forget_after == timedelta(days=30)
+    assert "Work Safety Law" in h.overdue_source and "order 16" in h.transitions_source
+    assert all([h.major_repeat_source, h.forget_source, b.never_connected_source,
+                b.sensor_silent_source, b.forget_source])
+
+
+def test_hazard_and_blind_spot_sections_reject_unknown_keys_and_bad_values() -> None:
+    with pytest.raises(PolicyError, match=r"\[hazards\]: unknown key\(s\) major_repeat"):
+        parse_policy({"hazards": {"major_repeat": "1h"}})
+    with pytest.raises(PolicyError, match=r"blind_spots\.sensor_silent_after_intervals"):
+        parse_policy({"blind_spots": {"sensor_silent_after_intervals": 0}})
+    with pytest.raises(PolicyError, match=r"hazards\.major_repeat_every: must be longer than 0"):
+        parse_policy({"hazards": {"major_repeat_every": "0s"}})
+    policy = parse_policy({"hazards": {"major_repeat_every": "12h"},
+                           "blind_spots": {"never_connected_after": "10m"}})
+    assert policy.hazards.major_repeat_every == timedelta(hours=12)
+    assert policy.blind_spots.never_connected_after == timedelta(minutes=10)

@@ -18,18 +18,23 @@ from schemas.catalog.model import resolve
 from schemas.records import Source
 from streams.processors.context import ProcessorContext
 from streams.processors.dedup import id_hash
+from streams.processors.hazards import HazardState
+from streams.processors.incidents import IncidentState
 from streams.processors.layouts import (
     upgrade_gateway,
     upgrade_hazard,
     upgrade_incident,
     upgrade_sensor,
 )
+from streams.processors.liveness import GatewayState
 from streams.processors.telemetry import TelemetryProcessor
 from tests.unit.streams.processors import layout_scenarios as scenarios
 from tests.unit.streams.processors.conftest import T0
 
 OLD = json.loads((Path(__file__).parent / "old_layouts.json").read_text("utf-8"))
 KINDS = {"gateway": upgrade_gateway, "incident": upgrade_incident, "hazard": upgrade_hazard}
+STATES: dict[str, Any] = {"gateway": GatewayState, "incident": IncidentState,
+                          "hazard": HazardState}
 
 
 def plain(obj: Any) -> Any:
@@ -55,7 +60,11 @@ def test_an_old_layout_state_is_converted_and_behaves_the_same(kind: str,
                                                                ctx: ProcessorContext) -> None:
     old = OLD[kind]["state"]
     upgraded = KINDS[kind](plain(old))
-    assert upgraded == prefix(kind, ctx)          # the state the current code builds
+    current = prefix(kind, ctx)                   # the state the current code builds
+    assert {k: current[k] for k in upgraded} == upgraded
+    # fields added since are optional (NotRequired, read with their default)
+    added = set(current) - set(upgraded)
+    assert all("NotRequired[" in str(STATES[kind].__annotations__[k]) for k in added)
     assert suffix(kind, ctx, upgraded) == OLD[kind]["behaviour"]
 
 

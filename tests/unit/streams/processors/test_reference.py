@@ -3,6 +3,7 @@ from __future__ import annotations
 from schemas.catalog.declarations import ENTERPRISE, SENSOR
 from streams.policy import Policy
 from streams.processors.reference import ReferenceData
+from streams.records.rules import check_sensor
 from tests.unit.streams.processors.conftest import T0, sensor
 
 
@@ -31,3 +32,14 @@ def test_apply_and_tombstones(policy: Policy) -> None:
     assert ref.region_of("e-1") == "320102" and ref.region_of("nope") == ""
     ref.apply(SENSOR, "s-1", None, T0)
     assert "s-1" not in ref.sensors
+
+
+def test_a_sensor_names_its_reporting_interval(policy: Policy) -> None:
+    ref = ReferenceData(policy)
+    assert ref.put_sensor({**sensor("s-9"), "expected_interval_s": 30}, T0)
+    assert ref.sensors["s-9"].expected_interval_ms == 30_000
+    assert ref.put_sensor(sensor("s-8"), T0)
+    assert ref.sensors["s-8"].expected_interval_ms == 300_000        # the policy default
+    assert [v.code for v in check_sensor({**sensor("s-7"), "expected_interval_s": 0},
+                                         policy, T0)] == ["OUT_OF_RANGE"]
+    assert set(ref.take_sensor_changes()) == {"s-8", "s-9"} and not ref.take_sensor_changes()
