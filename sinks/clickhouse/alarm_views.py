@@ -17,7 +17,7 @@ SELECT alarm_id, alarm_type, severity, subject_type, subject_id, enterprise_id, 
        if(acks = 0, NULL, first_ack) AS acknowledged_at,
        ack_by AS acknowledged_by, ack_note AS note, last_cleared AS cleared_at,
        last_cleared IS NULL AS standing, peak_value AS peak, occurrences AS count, events,
-       last_changed AS changed_at,
+       last_changed AS changed_at, tag,
        if(acks = 0, NULL,
           toInt64(toUnixTimestamp(first_ack)) - toInt64(toUnixTimestamp(first_raised)))
            AS seconds_to_ack,
@@ -34,7 +34,8 @@ FROM (
                AS ack_by,
            argMinIf(ifNull(note, ''), changed_at, transition = 'ACKNOWLEDGED') AS ack_note,
            max(cleared_at) AS last_cleared, max(peak) AS peak_value,
-           max(count) AS occurrences, count() AS events, max(changed_at) AS last_changed
+           max(count) AS occurrences, count() AS events, max(changed_at) AS last_changed,
+           any(tag) AS tag
     FROM {db}.alarm_events_raw FINAL
     GROUP BY alarm_id
 )"""

@@ -133,13 +133,15 @@ ARRAY JOIN range(toUInt32(intDiv(end_s, 86400) - intDiv(start_s, 86400)) + 1) AS
 
 DERIVED_VIEWS: dict[str, tuple[frozenset[str], str]] = {
     "sensor_minutes": (frozenset({"reading_minutes"}), """
-SELECT enterprise_id, sensor_id, region_code, metric, unit, minute, min_value, max_value,
-       arraySum(arrayMap(x -> tupleElement(x, 2), p)) / length(p) AS avg_value,
-       length(p) AS readings
+SELECT enterprise_id, sensor_id, region_code, metric, unit, minute,
+       arrayReduce('min', v) AS min_value, arrayReduce('max', v) AS max_value,
+       arrayReduce('avg', v) AS avg_value, length(p) AS readings
 FROM (
+    -- from the set of (reading, value): a scope without clearance has NULL values there,
+    -- and NULL comes out (18.16's min/max states would merge to 0)
     SELECT enterprise_id, sensor_id, any(region_code) AS region_code, any(metric) AS metric,
-           any(unit) AS unit, minute, minMerge(value_min) AS min_value,
-           maxMerge(value_max) AS max_value, groupUniqArrayMerge(pairs) AS p
+           any(unit) AS unit, minute, groupUniqArrayMerge(pairs) AS p,
+           arrayMap(x -> tupleElement(x, 2), p) AS v
     FROM {db}.reading_minutes
     GROUP BY enterprise_id, sensor_id, minute
 )"""),

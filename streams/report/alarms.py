@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from streams.report.sections import Scope, Section
 
 SOURCE = "alarms"
+REAL = " AND isNull(tag)"     # canary alarms are no statistic (as in streams.report.sections)
 
 
 def alarm_sections(scope: Scope, policy: AlarmPolicy | None = None) -> list[Section]:
@@ -37,7 +38,7 @@ FROM (
                       'UTC') AS window_start,
            count() AS n
     FROM {SOURCE}
-    WHERE {scope.during('raised_at')}{scope.in_region()}
+    WHERE {scope.during('raised_at')}{scope.in_region()}{REAL}
     GROUP BY province, window_start
 )
 GROUP BY province
@@ -53,7 +54,7 @@ SELECT alarm_id, alarm_type, severity, subject_type, subject_id, enterprise_id, 
 FROM {SOURCE}
 WHERE raised_at < toDateTime('{scope.until_text}', 'UTC')
   AND (cleared_at IS NULL OR cleared_at >= toDateTime('{scope.since_text}', 'UTC'))\
-{scope.in_region()}
+{scope.in_region()}{REAL}
 ORDER BY standing DESC, severity = 'CRITICAL' DESC, raised_at, alarm_id
 LIMIT 50""", times=("raised_at", "cleared_at"),
                 about="Alarms raised before the end of the period and not cleared before its "

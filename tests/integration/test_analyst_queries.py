@@ -11,7 +11,8 @@ import pytest
 
 from sinks.clickhouse import Backend, connect
 from sinks.clickhouse.migrations import migrate
-from tests.integration.test_sink_kit import load_in_process
+from tests.integration.conftest import unique
+from tests.integration.test_sink_kit import load_in_process, with_database
 from tests.unit.sinks import factories as f
 
 pytestmark = pytest.mark.integration
@@ -41,7 +42,8 @@ T0 = _t0()
 
 @pytest.fixture(scope="module")
 def loaded(clickhouse_url: str) -> Iterator[Backend]:
-    backend = connect(clickhouse_url, create_database=True)
+    # a database of its own: other modules write the session's database
+    backend = connect(with_database(clickhouse_url, unique("aq")), create_database=True)
     migrate(backend)
     t0 = T0
     records = {

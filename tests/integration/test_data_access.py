@@ -139,7 +139,7 @@ def test_a_province_analyst_sees_no_row_of_another_province_anywhere(secured: Ac
     analyst = secured.reader("analyst_32")
     assert analyst.config.database == f"{secured.db}_r32"
     tables = _tables(analyst)
-    assert {"readings", "readings_raw", "readings_1m", "sensor_minutes", "enterprise_days",
+    assert {"readings", "readings_raw", "reading_minutes", "sensor_minutes", "enterprise_days",
             "incident_days", "incidents", "hazards", "alerts", "gateway_state",
             "heartbeats"} <= set(tables)
     assert not {"dead_letters", "dead_letters_raw", "ledger", "ledger_v"} & set(tables)
@@ -166,7 +166,7 @@ WHERE NOT (d.day_region LIKE '32%') OR NOT (r.region_code LIKE '32%')""").scalar
     assert analyst.query(
         "SELECT groupUniqArray(substring(region_code, 1, 2)) FROM (SELECT region_code FROM "
         "incidents UNION ALL SELECT region_code FROM hazards_raw UNION ALL SELECT "
-        "region_code FROM readings_1d)").scalar() == ["32"]
+        "region_code FROM reading_minutes)").scalar() == ["32"]
     analyst.close()
 
 
@@ -238,8 +238,10 @@ def test_a_role_without_clearance_sees_masked_values(secured: Access) -> None:
     assert values(plain, process) and all(v is None for v in values(plain, process))
     assert all(v is not None for v in values(cleared, process))
     assert all(v is not None for v in values(plain, gas))
-    for sql in ("SELECT value_max FROM readings_1m WHERE metric = 'TEMPERATURE'",
-                "SELECT max_value FROM sensor_minutes WHERE metric = 'TEMPERATURE'"):
+    for sql in ("SELECT arrayJoin(arrayMap(x -> tupleElement(x, 2), groupUniqArrayMerge(pairs))) "
+                "FROM reading_minutes WHERE metric = 'TEMPERATURE' GROUP BY sensor_id",
+                "SELECT max_value FROM sensor_minutes WHERE metric = 'TEMPERATURE'",
+                "SELECT avg_value FROM sensor_minutes WHERE metric = 'TEMPERATURE'"):
         assert values(plain, sql) and all(v is None for v in values(plain, sql)), sql
         assert all(v is not None for v in values(cleared, sql)), sql
     hazards = "SELECT description FROM hazards WHERE enterprise_id = 'ent-7101'"
