@@ -19,6 +19,7 @@ ebi.hazards                        delete    $PARTITIONS
 ebi.incidents                      delete    $PARTITIONS
 ebi.enterprises                    compact   $PARTITIONS
 ebi.sensors                        compact   $PARTITIONS
+ebi.keys                           compact   $PARTITIONS
 ebi.telemetry.clean                delete    $PARTITIONS
 ebi.incidents.clean                delete    $PARTITIONS
 ebi.hazards.clean                  delete    $PARTITIONS
@@ -40,6 +41,7 @@ ebi-worker                    topic     literal  ebi.hazards          Read
 ebi-worker                    topic     literal  ebi.incidents        Read
 ebi-worker                    topic     literal  ebi.enterprises      Read
 ebi-worker                    topic     literal  ebi.sensors          Read
+ebi-worker                    topic     literal  ebi.keys             Read
 ebi-worker                    topic     literal  ebi.telemetry.clean  Write
 ebi-worker                    topic     literal  ebi.incidents.clean  Write
 ebi-worker                    topic     literal  ebi.hazards.clean    Write
@@ -67,6 +69,7 @@ ebi-regional-system           topic     literal  ebi.incidents        Write
 ebi-regional-system           cluster   literal  kafka-cluster        IdempotentWrite
 ebi-registration-authority    topic     literal  ebi.enterprises      Write
 ebi-registration-authority    topic     literal  ebi.sensors          Write
+ebi-registration-authority    topic     literal  ebi.keys             Write
 ebi-registration-authority    cluster   literal  kafka-cluster        IdempotentWrite
 ebi-operator                  topic     prefix   ebi.                 Describe
 ebi-operator                  topic     prefix   ebi-worker-          Describe

@@ -115,6 +115,8 @@ def analyst_views(features: Features, catalog: Catalog | None = None) -> dict[st
     for spec in specs.values():
         for view in spec.table.views:
             select = f"SELECT {_cols(spec, features)} FROM {{db}}.{spec.name} FINAL"
+            if view.where:
+                select += f" WHERE {view.where}"
             if view.latest_by:
                 order = ", ".join((*view.latest_by, *view.order))
                 select += f" ORDER BY {order} LIMIT 1 BY {', '.join(view.latest_by)}"

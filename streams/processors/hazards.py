@@ -7,7 +7,11 @@ State per hazard_id (:class:`HazardState`, the ``hazards`` table value):
 - ``max_version``: the highest version seen;
 - ``alerted_deadline``: the rectification deadline (ms) whose HAZARD_OVERDUE alert was
   raised (0: none), so a deadline is alerted once, not once per version past it;
-- ``applied``: packed coordinates of the last message applied to this state.
+- ``applied``: packed coordinates of the last message applied to this state;
+- ``enterprise_id``: the enterprise of the latest accepted signed version, kept by the
+  worker's signing rules (:mod:`streams.signing.senders`; the catalog's ``Signed.owner``):
+  a later signed version must come from a key of that enterprise. Absent in older states
+  and when signatures are not verified.
 
 A version seen before under other coordinates is a duplicate (ledgered with
 ``duplicate=true``); an older version arriving late is kept (ClickHouse keeps the highest
@@ -43,6 +47,7 @@ class HazardState(TypedDict):
     max_version: int
     alerted_deadline: int
     applied: NotRequired[int]
+    enterprise_id: NotRequired[str]
 
 
 class HazardProcessor:
