@@ -139,6 +139,7 @@ class KeyPublisher:
         if kind is None:
             raise SigningError("the catalog has no signing-key reference type")
         self.kind = kind
+        self._producer: Any = None
 
     def publish(self, records: list[dict[str, Any]], timeout: float = 30.0) -> None:
         """Send registrations (or ``{"key_id": ..., None}`` tombstones: value None)."""
@@ -154,8 +155,10 @@ class KeyPublisher:
         logical = self.kind.input.name
         topic = self.settings.topic(logical)
         ctx = SerializationContext(topic, self.kind.input.record)
-        producer = clients.producer(self.settings, **{"acks": "all",
-                                                      "enable.idempotence": True})
+        if self._producer is None:
+            self._producer = clients.producer(self.settings, **{"acks": "all",
+                                                                "enable.idempotence": True})
+        producer = self._producer
         errors: list[str] = []
 
         def report(err: Any, msg: Any) -> None:

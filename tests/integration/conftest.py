@@ -111,6 +111,9 @@ def provisioned(stack_settings: Settings, kafka_bootstrap: str, registry_url: st
         provision(admin)
     except Exception as exc:
         pytest.fail(f"provisioning topics and ACLs as admin failed: {exc}", pytrace=False)
+    from streams.signing.devkeys import ensure
+
+    ensure(admin)   # the session's dev signing keyring: every publishing helper signs with it
     return admin
 
 
