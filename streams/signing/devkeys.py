@@ -178,6 +178,10 @@ class KeyPublisher:
                                "needs the registrar role (docs/security.md)")
 
 
+def _nowhere(records: list[dict[str, Any]]) -> None:
+    raise SigningError("the catalog has no signing-key reference type to register keys on")
+
+
 class DevSigner:
     """Signs each message with its owner's dev key; registers keys before first use."""
 
@@ -197,6 +201,8 @@ class DevSigner:
     def for_settings(cls, keyring: DevKeyring, settings: Any, registry: Any = None,
                      catalog: Catalog | None = None) -> DevSigner:
         catalog = catalog or load_catalog(settings.catalog)
+        if catalog.signing_keys is None:      # nothing of this catalog is signed
+            return cls(keyring, catalog, _nowhere)
         _, authority = keyring.registrar()
         return cls(keyring, catalog, KeyPublisher(settings, registry, catalog,
                                                   authority).publish)
@@ -212,15 +218,17 @@ class DevSigner:
                 self._enterprise_of[gw] = ent
 
     def _decode(self, kind: RecordType, value: bytes | None) -> dict[str, Any] | None:
-        """The record a framed value claims to be (the owner a gateway that sent it meant)."""
+        """The record a framed value claims to be (the owner a gateway that sent it meant);
+        of a damaged one (e.g. truncated) its leading fields, as far as they read."""
         if not value or len(value) < 6 or value[0] != 0 or len(value) > 4_000_000:
             return None
+        body = value[5:]
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(value[5:]),
+            record = fastavro.schemaless_reader(io.BytesIO(body),
                                                 self.catalog.schemas.parsed(kind.input.record),
                                                 None)
-        except Exception:  # garbage: the owner comes from the key, if at all
-            return None
+        except Exception:  # damaged: the fields it starts with, else the key decides
+            return _leading_fields(self.catalog.schemas.json(kind.input.record), body)
         return record if isinstance(record, dict) else None
 
     def owner(self, logical: str, key: bytes | None, value: bytes | None,
@@ -282,7 +290,12 @@ class DevSigner:
             log.info("registered %d dev signing key(s)", len(unique))
 
     def prepare(self, items: Iterable[Item]) -> None:
-        """Register the keys of every owner of ``items`` at once."""
+        """Register the keys of every owner of ``items`` at once (learning first which
+        enterprise each gateway of the batch belongs to)."""
+        items = list(items)
+        for _, _, value in items:
+            if isinstance(value, Mapping):
+                self._learn(value)
         owners = []
         for logical, key, value in items:
             raw = key.encode() if isinstance(key, str) else key
@@ -301,3 +314,40 @@ class DevSigner:
         self._ensure_registered([found])
         _, signer = self.keyring.key(*found)
         return signer.sign(logical, key, value)
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    shift = result = 0
+    while True:
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return (result >> 1) ^ -(result & 1), pos
+        shift += 7
+        if shift > 63:
+            raise ValueError("varint too long")
+
+
+def _leading_fields(schema: dict[str, Any], body: bytes) -> dict[str, Any] | None:
+    """The record's first fields that are strings or ints/longs, read from an Avro body
+    that may be cut short (what a damaged message still says about its sender)."""
+    out: dict[str, Any] = {}
+    pos = 0
+    try:
+        for f in schema.get("fields", ()):
+            kind = f["type"]
+            base = kind.get("type") if isinstance(kind, dict) else kind
+            if base == "string":
+                length, pos = _varint(body, pos)
+                if length < 0 or pos + length > len(body):
+                    break
+                out[f["name"]] = body[pos:pos + length].decode("utf-8")
+                pos += length
+            elif base in ("int", "long"):
+                out[f["name"]], pos = _varint(body, pos)
+            else:
+                break
+    except (IndexError, ValueError, UnicodeDecodeError):
+        pass
+    return out or None

@@ -56,10 +56,10 @@ class Verifier:
         self.anchors = anchors
 
     def lookup(self, spec: SignedSpec, key_id: str) -> KeyRef | None:
+        """Registrations: the trust anchors only (so the answer does not depend on which
+        key registrations the reference feed has read yet); the rest: registered keys."""
         if REGISTRAR in spec.kinds:
-            found = self.anchors.get(key_id)
-            if found is not None:
-                return found
+            return self.anchors.get(key_id)
         return self.keys.get(key_id)
 
     def verify(self, spec: SignedSpec, logical_topic: str, key: bytes | None,
@@ -72,9 +72,10 @@ class Verifier:
         where = f"message on {logical_topic} signed with key {key_id}"
         ref = self.lookup(spec, key_id)
         if ref is None:
-            known = "a trust anchor or a registered key" if REGISTRAR in spec.kinds \
-                else "a registered key"
-            return Rejected(BAD_SIGNATURE, f"{where}: the key is not {known}", key_id,
+            if REGISTRAR in spec.kinds:
+                return Rejected(BAD_SIGNATURE, f"{where}: the key is not one of the "
+                                "registration authority's (trust anchors)", key_id, signature)
+            return Rejected(BAD_SIGNATURE, f"{where}: the key is not a registered key", key_id,
                             signature, unknown_key=True)
         problem = ref.problem_at(arrival_ms)
         if problem is not None:

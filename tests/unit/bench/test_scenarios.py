@@ -40,3 +40,29 @@ def test_scaling_the_sizes_and_choosing_scenarios() -> None:
     names = [s.name for s in default_scenarios(0.1, ["b100", "b1"])]
     assert names == ["warmup", "b100", "b1"]
     assert all(s.readings >= 2_000 for s in default_scenarios(0.0001))
+
+
+def test_signing_pairs_are_selectable_and_reported_side_by_side() -> None:
+    names = [s.name for s in default_scenarios(0.1, ["nosig100", "sig100"])]
+    assert names == ["warmup", "nosig100", "sig100"]
+    chosen = {s.name: s for s in default_scenarios(1.0)}
+    assert not chosen["nosig10"].signed and chosen["sig10"].signed and chosen["b100"].signed
+    assert chosen["sig10"].batch == 10 and chosen["sig100"].batch == 100
+    result = {"scenarios": {"nosig100": {"full": _run("nosig100", 100_000.0)},
+                            "sig100": {"full": _run("sig100", 95_000.0)},
+                            "nosig10": {"full": _run("nosig10", 30_000.0)},
+                            "sig10": {"full": _run("sig10", 24_000.0)}}}
+    out = headline(result)
+    assert out["signing_ratio_batch100"] == 0.95 and out["signing_ratio_batch10"] == 0.8
+    assert out["signing"]["cost_pct_batch100"] == 5.0
+    assert out["signing"]["target_batch100_at_most_10pct_lower"] is True
+    assert "signing:" in summary({**result, **out})
+    assert headline({"scenarios": {}})["signing"]["ratio_signed_to_unsigned_batch10"] is None
+
+
+def test_bench_only_from_the_environment(monkeypatch: Any) -> None:
+    from bench.__main__ import parse
+
+    monkeypatch.setenv("BENCH_ONLY", "sig100 nosig100")
+    assert parse([]).only == ["sig100", "nosig100"]
+    assert parse(["--only", "b1"]).only == ["b1"]

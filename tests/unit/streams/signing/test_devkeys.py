@@ -89,3 +89,20 @@ def test_prepare_registers_every_owner_in_one_go(tmp_path: Path) -> None:
     assert len(calls) == 1 and len(calls[0]) == 5
     signer.prepare([("telemetry", "gw-1", envelope("gw-1"))])
     assert len(calls) == 1
+
+
+def test_a_damaged_message_is_signed_as_the_gateway_it_names(tmp_path: Path) -> None:
+    signer = DevSigner(DevKeyring.ensure(tmp_path), CATALOG, lambda records: None)
+    value = AvroSerializer(InMemoryRegistry())(
+        envelope("gw-7", "ent-7"), SerializationContext("t.telemetry", "TelemetryBatch"))
+    assert signer.owner("telemetry", b"gw-7", value[:-3], None) == ("GATEWAY", "gw-7", "ent-7")
+    assert signer.owner("telemetry", b"gw-8", b"\x00\x00\x00\x00\x01\xff", None) is None
+
+
+def test_a_catalog_without_signed_types_signs_nothing(tmp_path: Path) -> None:
+    from tests.toy.processor import toy_catalog
+
+    ensure(Settings(data_dir=tmp_path))
+    signer = signer_for(Settings(data_dir=tmp_path), None, toy_catalog())
+    assert signer is not None
+    assert signer.sign("wells", b"site-1", b"x", {"site_id": "site-1"}) == []

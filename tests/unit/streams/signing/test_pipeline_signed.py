@@ -225,7 +225,7 @@ def test_rotation_two_valid_keys_and_a_registration_signed_by_a_gateway(
     rogue_ref = KeyRef(key_id_of(rogue), "GATEWAY", "gw-b", "ent-b", rogue.public_key(), 0)
     h.feed("keys", rogue_ref.key_id, registration(rogue_ref, NOW), signer=gw_a)
     h.feed("enterprises", "ent-b", None, signer=gw_a)
-    assert [r.code for r in h.rejected_registrations] == ["IDENTITY_MISMATCH"] * 2
+    assert [r.code for r in h.rejected_registrations] == ["BAD_SIGNATURE"] * 2
     assert rogue_ref.key_id not in h.reference.keys and "ent-b" in h.reference.enterprises
     h.feed(SIGNING_KEY.input.name, ref.key_id, None)                             # forget it
     assert ref.key_id not in h.reference.keys
