@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from schemas.catalog import load_catalog
 from schemas.catalog.model import Catalog, RecordType
+from schemas.codec import strip_millis
 from streams.signing.keys import REGISTRAR, KeyRef, SigningError, registration
 from streams.signing.signer import Headers, Item, KeySigner
 from streams.signing.trust import TRUST_FILE, trust_entry
@@ -196,6 +197,7 @@ class DevSigner:
         self._by_key: dict[tuple[str, bytes], Owner] = {}
         self._pairs = {(k.signed.gateway, k.signed.enterprise) for k in catalog.types
                        if k.signed is not None and k.signed.gateway and k.signed.enterprise}
+        self._schemas: dict[str, Any] = {}
 
     @classmethod
     def for_settings(cls, keyring: DevKeyring, settings: Any, registry: Any = None,
@@ -223,10 +225,12 @@ class DevSigner:
         if not value or len(value) < 6 or value[0] != 0 or len(value) > 4_000_000:
             return None
         body = value[5:]
+        schema = self._schemas.get(kind.input.record)
+        if schema is None:     # timestamps as plain longs: a wild one must not stop us
+            schema = self._schemas[kind.input.record] = fastavro.parse_schema(
+                strip_millis(self.catalog.schemas.json(kind.input.record)), named_schemas={})
         try:
-            record = fastavro.schemaless_reader(io.BytesIO(body),
-                                                self.catalog.schemas.parsed(kind.input.record),
-                                                None)
+            record = fastavro.schemaless_reader(io.BytesIO(body), schema, None)
         except Exception:  # damaged: the fields it starts with, else the key decides
             return _leading_fields(self.catalog.schemas.json(kind.input.record), body)
         return record if isinstance(record, dict) else None
@@ -330,24 +334,42 @@ def _varint(data: bytes, pos: int) -> tuple[int, int]:
 
 
 def _leading_fields(schema: dict[str, Any], body: bytes) -> dict[str, Any] | None:
-    """The record's first fields that are strings or ints/longs, read from an Avro body
-    that may be cut short (what a damaged message still says about its sender)."""
+    """The record's first fields, as far as they are strings, ints/longs, enums or unions of
+    null and those, read from an Avro body that may be cut short or hold wild values (what a
+    damaged message still says about its sender)."""
     out: dict[str, Any] = {}
     pos = 0
+    enums: dict[str, list[str]] = {}
+
+    def read(kind: Any, at: int) -> tuple[Any, int]:
+        if isinstance(kind, list):            # a union: the branch, then its value
+            branch, at = _varint(body, at)
+            if not 0 <= branch < len(kind):
+                raise ValueError("bad union branch")
+            return read(kind[branch], at)
+        if isinstance(kind, dict):
+            if kind.get("type") == "enum":
+                enums[str(kind.get("name"))] = list(kind["symbols"])
+                index, at = _varint(body, at)
+                return kind["symbols"][index], at
+            return read(kind.get("type"), at)
+        if kind == "null":
+            return None, at
+        if kind == "string":
+            length, at = _varint(body, at)
+            if length < 0 or at + length > len(body):
+                raise ValueError("string beyond the end")
+            return body[at:at + length].decode("utf-8"), at + length
+        if kind in ("int", "long"):
+            return _varint(body, at)
+        if isinstance(kind, str) and kind.split(".")[-1] in enums:   # a named enum again
+            index, at = _varint(body, at)
+            return enums[kind.split(".")[-1]][index], at
+        raise ValueError(f"stop at {kind}")
+
     try:
         for f in schema.get("fields", ()):
-            kind = f["type"]
-            base = kind.get("type") if isinstance(kind, dict) else kind
-            if base == "string":
-                length, pos = _varint(body, pos)
-                if length < 0 or pos + length > len(body):
-                    break
-                out[f["name"]] = body[pos:pos + length].decode("utf-8")
-                pos += length
-            elif base in ("int", "long"):
-                out[f["name"]], pos = _varint(body, pos)
-            else:
-                break
-    except (IndexError, ValueError, UnicodeDecodeError):
+            out[f["name"]], pos = read(f["type"], pos)
+    except (IndexError, ValueError, KeyError, UnicodeDecodeError):
         pass
     return out or None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import time
 from pathlib import Path
 from typing import Any
@@ -106,3 +107,25 @@ def test_a_catalog_without_signed_types_signs_nothing(tmp_path: Path) -> None:
     signer = signer_for(Settings(data_dir=tmp_path), None, toy_catalog())
     assert signer is not None
     assert signer.sign("wells", b"site-1", b"x", {"site_id": "site-1"}) == []
+
+
+def test_wild_timestamps_and_cut_reports_still_name_their_region(tmp_path: Path) -> None:
+    import fastavro
+
+    from schemas.codec import strip_millis
+
+    signer = DevSigner(DevKeyring.ensure(tmp_path), CATALOG, lambda records: None)
+    report = {"incident_id": "i", "report_id": "r", "stage": "INITIAL",
+              "kind": "PRODUCTION_SAFETY", "industry": "x", "disaster_category": None,
+              "occurred_at": -2**63, "reported_at": NOW, "reporting_unit": "u",
+              "reporting_level": "COUNTY", "region_code": "320102",
+              "declared_level": "ORDINARY", "deaths": 0, "missing": 0, "serious_injuries": 0,
+              "direct_economic_loss_cny": 0.0, "affected_population": 0, "description": "",
+              "publication": "INTERNAL"}
+    body = io.BytesIO()
+    fastavro.schemaless_writer(body, fastavro.parse_schema(
+        strip_millis(CATALOG.schemas.json("IncidentReport"))), report)
+    value = b"\x00\x00\x00\x00\x02" + body.getvalue()
+    assert signer.owner("incidents", b"i", value, None) == ("REGIONAL", "320102", "")
+    cut = value[:value.index(b"320102") + 6]
+    assert signer.owner("incidents", b"i", cut, None) == ("REGIONAL", "320102", "")
