@@ -24,7 +24,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="multiply every scenario's readings (e.g. 0.1 for a smoke run)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
                         help="scenarios to run (b100 b10 b1 p1 w2 profile latency kafka "
-                        "nosig100 sig100 nosig10 sig10); also BENCH_ONLY=\"a b\"")
+                        "nosig100 sig100 nosig10 sig10 sigcpu); also BENCH_ONLY=\"a b\"")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")

@@ -115,6 +115,12 @@ def run_scenarios(base: Settings, scenarios: list[Scenario], latency_s: float,
             print(f"bench {s.name}: failed: {type(exc).__name__}: {exc}", flush=True)
             result["scenarios"][s.name] = {"scenario": s.__dict__,
                                            "error": f"{type(exc).__name__}: {exc}"}
+    if only is None or "sigcpu" in only:
+        from bench.signing import measure
+
+        result["signing_cpu"] = measure()
+        print(f"bench: worker CPU with signature verification: {result['signing_cpu']}",
+              flush=True)
     if only is None or "kafka" in only:
         from bench.engine import kafka_engine
 

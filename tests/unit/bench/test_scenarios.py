@@ -66,3 +66,11 @@ def test_bench_only_from_the_environment(monkeypatch: Any) -> None:
     monkeypatch.setenv("BENCH_ONLY", "sig100 nosig100")
     assert parse([]).only == ["sig100", "nosig100"]
     assert parse(["--only", "b1"]).only == ["b1"]
+
+
+def test_the_in_process_signing_cost_runs_without_services() -> None:
+    from bench.signing import measure
+
+    out = measure(batches=(10,), readings=400, rounds=1)["batch10"]
+    assert out["messages"] > 0 and out["readings"] > 0
+    assert out["us_per_message_verified"] > 0 and out["worker_cpu_ratio"] is not None
