@@ -23,13 +23,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every scenario's readings (e.g. 0.1 for a smoke run)")
     parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="scenarios to run (b100 b10 b1 p1 w2 profile latency kafka)")
+                        help="scenarios to run (b100 b10 b1 p1 w2 profile latency kafka "
+                        "nosig100 sig100 nosig10 sig10 sigcpu); also BENCH_ONLY=\"a b\"")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep the Kafka/ClickHouse data (about 1.5 GB; logs are always kept)")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.only is None and os.environ.get("BENCH_ONLY", "").strip():
+        args.only = os.environ["BENCH_ONLY"].split()
+    return args
 
 
 def stack_settings(stamp: str) -> Settings:
@@ -68,6 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bench: starting a private stack under {settings.data_dir} ...", flush=True)
     try:
         stack.up()
+        from streams.signing.devkeys import ensure
+
+        ensure(settings)    # the dev keyring every scenario's traffic is signed with
         result = run_scenarios(settings, scenarios, args.latency_seconds, args.only)
     except (StackError, RuntimeError) as exc:
         print(f"bench: failed: {exc}", file=sys.stderr, flush=True)

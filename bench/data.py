@@ -59,14 +59,18 @@ def simulator(settings: Settings, serializer: AvroSerializer, batch: int, readin
 
 
 class Publisher:
-    """A batching producer (not idempotent: the bench wants speed, delivery is checked)."""
+    """A batching producer (not idempotent: the bench wants speed, delivery is checked);
+    ``signed``: each message signed by its gateway's key from the dev keyring (registered
+    on first use), as ebi's producers do."""
 
-    def __init__(self, settings: Settings, serializer: AvroSerializer, linger_ms: int = 50
-                 ) -> None:
+    def __init__(self, settings: Settings, serializer: AvroSerializer, linger_ms: int = 50,
+                 signed: bool = True) -> None:
         from streams.publisher.producer import make_producer
+        from streams.signing.signer import signer_for
 
         self.settings = settings
         self.serializer = serializer
+        self.signer = signer_for(settings, serializer.registry) if signed else None
         self.failures: list[str] = []
         self.producer = make_producer(settings, **{"linger.ms": linger_ms,
                                                    "enable.idempotence": False, "acks": 1})
@@ -76,14 +80,16 @@ class Publisher:
             self.failures.append(str(err))
 
     def send(self, topic: str, key: str, value: dict[str, Any] | bytes) -> None:
-        if not isinstance(value, bytes):
-            record = default_catalog().topic(topic).record
-            value = self.serializer(value, SerializationContext(self.settings.topic(topic),
-                                                                record))
+        record = value if isinstance(value, dict) else None
+        data = value if isinstance(value, bytes) else self.serializer(
+            value, SerializationContext(self.settings.topic(topic),
+                                        default_catalog().topic(topic).record))
+        raw_key = key.encode()
+        headers = self.signer.sign(topic, raw_key, data, record) if self.signer else None
         while True:
             try:
-                self.producer.produce(self.settings.topic(topic), value=value,
-                                      key=key.encode(), on_delivery=self._report)
+                self.producer.produce(self.settings.topic(topic), value=data, key=raw_key,
+                                      headers=headers or None, on_delivery=self._report)
                 break
             except BufferError:
                 self.producer.poll(0.05)
@@ -118,11 +124,13 @@ def events_until(sim: Any, readings: int, on_registered: Callable[[], None]
         yield topic, key, value
 
 
-def publish(settings: Settings, batch: int, readings: int, seed: int = 1) -> Published:
-    """Pre-publish about ``readings`` clean readings in envelopes of ``batch``."""
+def publish(settings: Settings, batch: int, readings: int, seed: int = 1,
+            signed: bool = True) -> Published:
+    """Pre-publish about ``readings`` clean readings in envelopes of ``batch`` (signed by
+    their gateways, unless ``signed`` is False)."""
     serializer = registry_serializer(settings)
     sim = simulator(settings, serializer, batch, readings, seed)
-    out = Publisher(settings, serializer)
+    out = Publisher(settings, serializer, signed=signed)
     started = time.perf_counter()
     count = envelopes = messages = 0
     for topic, key, value in events_until(sim, readings, out.flush):

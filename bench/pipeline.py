@@ -185,9 +185,13 @@ def side_rows(counter: RowCounter | EmbeddedRowCounter) -> dict[str, int]:
 
 
 def full(settings: Settings, name: str, expected: int, log_dir: Path, *, workers: int = 1,
-         on_first: Callable[[list[Child]], None] | None = None, poll: float = 0.1) -> Run:
-    """The full pipeline over the raw topics of ``settings.topic_prefix``."""
+         on_first: Callable[[list[Child]], None] | None = None, poll: float = 0.1,
+         verify: bool = True) -> Run:
+    """The full pipeline over the raw topics of ``settings.topic_prefix`` (``verify``
+    False: the workers run with signature verification off)."""
     env = child_env(settings)
+    if not verify:
+        env["EBI_VERIFY_SIGNATURES"] = "false"
     run_step(["migrate", "--quiet"], env)
     counter = row_counter(settings, READINGS_TABLE)
     embedded = isinstance(counter, EmbeddedRowCounter)

@@ -24,6 +24,7 @@ class Scenario:
     profile: bool = False
     store: str = "server"    # "embedded": the sink writes chdb, as `make run` does
     sink_of: str = ""        # only a sink, re-reading that scenario's clean topics
+    signed: bool = True      # publisher signs, worker verifies (False: both off)
 
 
 def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list[Scenario]:
@@ -40,9 +41,23 @@ def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list
             Scenario("b1", 1, n(50_000), baseline=True, profile=True),
             Scenario("p1", 100, n(500_000), partitions=1),
             Scenario("w2", 100, n(500_000), workers=2),
-            Scenario("profile", 100, n(400_000), profile=True)]
+            Scenario("profile", 100, n(400_000), profile=True),
+            # the cost of record signing: the same traffic with signing and verification
+            # off, then on, side by side (signing_* in latest.json)
+            *signing_pairs(n)]
     return [s for s in all_ if only is None or s.name in only or (
-        s.name == "warmup" and "b100" in only) or (s.sink_of and s.sink_of in only)]
+        s.name == "warmup" and ("b100" in only or any(o in SIGNING for o in only))) or (
+        s.sink_of and s.sink_of in only)]
+
+
+def signing_pairs(n: Any) -> list[Scenario]:
+    return [Scenario("nosig100", 100, n(300_000), signed=False),
+            Scenario("sig100", 100, n(300_000)),
+            Scenario("nosig10", 10, n(100_000), signed=False),
+            Scenario("sig10", 10, n(100_000))]
+
+
+SIGNING = ("nosig100", "sig100", "nosig10", "sig10")
 
 
 def _settings(base: Settings, s: Scenario) -> Settings:
@@ -69,7 +84,7 @@ def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
     if s.sink_of:
         return run_sink_only(settings, s, results, log_dir)
     data.prepare_topics(settings, child_env(settings))
-    pub = data.publish(settings, s.batch, s.readings)
+    pub = data.publish(settings, s.batch, s.readings, signed=s.signed)
     print(f"bench {s.name}: published {pub.readings:,} readings in {pub.envelopes:,} envelopes "
           f"({pub.messages:,} messages) in {pub.seconds:.1f} s", flush=True)
     out: dict[str, Any] = {"scenario": s.__dict__, "published": pub.__dict__,
@@ -83,7 +98,7 @@ def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
     spies: list[Any] = []
     hook = _profiler(results, s.name, spies) if s.profile else None
     run = pipeline.full(settings, s.name, pub.readings, log_dir, workers=s.workers,
-                        on_first=hook)
+                        on_first=hook, verify=s.signed)
     out["full"] = run.as_dict()
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"bench {s.name}: full pipeline {run.readings_per_s:,.0f} readings/s "
@@ -131,6 +146,12 @@ def run_scenarios(base: Settings, scenarios: list[Scenario], latency_s: float,
             print(f"bench {s.name}: failed: {type(exc).__name__}: {exc}", flush=True)
             result["scenarios"][s.name] = {"scenario": s.__dict__,
                                            "error": f"{type(exc).__name__}: {exc}"}
+    if only is None or "sigcpu" in only:
+        from bench.signing import measure
+
+        result["signing_cpu"] = measure()
+        print(f"bench: worker CPU with signature verification: {result['signing_cpu']}",
+              flush=True)
     if only is None or "kafka" in only:
         from bench.engine import kafka_engine
 
@@ -203,6 +224,9 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
                                              "partitions_4_workers_1"))
     out["scaling"]["x_1_to_4_partitions"] = report.ratio(b or 0.0, p1 or 0.0)
     out["scaling"]["x_1_to_2_workers"] = report.ratio(w2 or 0.0, b or 0.0)
+    out["signing"] = signing(result)
+    out["signing_ratio_batch100"] = out["signing"]["ratio_signed_to_unsigned_batch100"]
+    out["signing_ratio_batch10"] = out["signing"]["ratio_signed_to_unsigned_batch10"]
     # goals as ratios measured in this run (absolute figures do not survive a change of machine)
     out["targets"] = {
         "batch100_at_least_0.9x": (out["ratio_to_baseline_batch100"] or 0) >= 0.9,
@@ -212,6 +236,22 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
         **{f"p99_at_{label}_capacity_at_most_1s": (
             out[f"p99_s_at_{label}_capacity"] is not None
             and out[f"p99_s_at_{label}_capacity"] <= 1) for label in ("tenth", "half")}}
+    return out
+
+
+def signing(result: dict[str, Any]) -> dict[str, Any]:
+    """Throughput with record signing and verification on against off (ISSUE 13: at most
+    10 % lower at envelopes of 100)."""
+    out: dict[str, Any] = {}
+    for batch in (100, 10):
+        on, off = _rate(result, f"sig{batch}"), _rate(result, f"nosig{batch}")
+        ratio = report.ratio(on or 0.0, off or 0.0)
+        out[f"readings_per_s_signed_batch{batch}"] = on
+        out[f"readings_per_s_unsigned_batch{batch}"] = off
+        out[f"ratio_signed_to_unsigned_batch{batch}"] = ratio
+        out[f"cost_pct_batch{batch}"] = None if ratio is None else round((1 - ratio) * 100, 1)
+    ratio = out["ratio_signed_to_unsigned_batch100"]
+    out["target_batch100_at_most_10pct_lower"] = None if ratio is None else ratio >= 0.9
     return out
 
 
@@ -236,4 +276,6 @@ def summary(result: dict[str, Any]) -> str:
     if "kafka_engine" in result:
         lines.append(f"ClickHouse Kafka engine: {result['kafka_engine']}")
     lines.append(f"targets: {result.get('targets')}")
+    if result.get("signing"):
+        lines.append(f"signing: {result.get('signing')}")
     return "\n".join(lines)

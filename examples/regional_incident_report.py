@@ -5,7 +5,9 @@ every report of one incident stays in order on one partition).
 
 Each record is validated first with the same checks ``ebi publish`` and the pipeline use
 (types, enum symbols, times with a timezone, GB/T 2260 region code, non-negative figures),
-then sent with an idempotent producer (acks=all) and confirmed by delivery report.
+then signed with the system's key (``signing_key_file``, made with ``ebi keys new`` and
+registered by the registration authority; on the local stack the dev keyring's) and sent
+with an idempotent producer (acks=all), confirmed by delivery report.
 
     ebi stack up && ebi schemas register
     python examples/regional_incident_report.py
@@ -26,6 +28,7 @@ from streams.publisher import make_producer
 from streams.records.convert import convert
 from streams.records.rules import check_incident, implied_level
 from streams.settings import load
+from streams.signing.signer import signer_for
 
 
 def report(incident_id: str, stage: str, occurred: datetime, deaths: int, injuries: int,
@@ -61,13 +64,20 @@ def main() -> int:
             return 1
         records.append(record)
     topic = settings.topic("incidents")
-    serialize = AvroSerializer(clients.registry(settings))
+    registry = clients.registry(settings)
+    serialize = AvroSerializer(registry)
+    signer = signer_for(settings, registry)      # the system's key: who sent the reports
+    if signer is None:
+        print("no signing key: set signing_key_file (docs/security.md)", file=sys.stderr)
+        return 1
     producer = make_producer(settings)
     failed: list[str] = []
     for record in records:
         assert record is not None
-        producer.produce(topic, key=str(record["incident_id"]).encode(),
-                         value=serialize(record, SerializationContext(topic, "IncidentReport")),
+        key = str(record["incident_id"]).encode()
+        value = serialize(record, SerializationContext(topic, "IncidentReport"))
+        producer.produce(topic, key=key, value=value,
+                         headers=signer.sign("incidents", key, value, record),
                          on_delivery=lambda err, msg: failed.append(str(err)) if err else None)
     left = producer.flush(30)
     if failed or left:

@@ -75,4 +75,5 @@ def dead_letter(source: Source, key: bytes | None, value: bytes, error_code: str
         "source": source.record(), "key": key, "value": value, "error_code": error_code,
         "error_message": message, "stage": stage, "record_index": record_index,
         "record_id": record_id, "failed_at": now_ms, "tag": tag,
+        "key_id": None, "signature": None,   # the sender's signature, when verified
     }

@@ -26,6 +26,8 @@ class DeadLetterRow:
     error_code: str
     record_index: int | None
     failed_at: int           # epoch seconds
+    key_id: str = ""         # the sender's signature of the message, when it was verified
+    signature: bytes = b""
 
     @property
     def coordinates(self) -> str:
@@ -49,9 +51,10 @@ def select(backend: Backend, topics: list[str], reasons: list[str] | None = None
            since: dt.datetime | None = None, until: dt.datetime | None = None,
            limit: int = 100_000) -> list[DeadLetterRow]:
     """Dead letters of the given input topics (full names) written by the worker (stages
-    decode and validate: what the sink rejected is not an input), by reason and time."""
+    verify, decode and validate: what the sink rejected is not an input), by reason and
+    time."""
     where = [f"source_topic IN ({', '.join(_q(t) for t in topics)})",
-             "stage IN ('decode', 'validate')", "length(value) > 0"]
+             "stage IN ('verify', 'decode', 'validate')", "length(value) > 0"]
     if reasons:
         where.append(f"error_code IN ({', '.join(_q(r) for r in reasons)})")
     if since is not None:
@@ -60,12 +63,14 @@ def select(backend: Backend, topics: list[str], reasons: list[str] | None = None
         where.append(f"failed_at < {_time(until)}")
     rows = backend.query(f"""
 SELECT source_topic, source_partition, source_offset, hex(ifNull(key, '')), hex(value),
-       any(error_code), min(record_index), toUInt32(toUnixTimestamp(min(failed_at)))
+       any(error_code), min(record_index), toUInt32(toUnixTimestamp(min(failed_at))),
+       any(ifNull(key_id, '')), hex(any(ifNull(signature, '')))
 FROM dead_letters WHERE {' AND '.join(where)}
 GROUP BY source_topic, source_partition, source_offset, key, value
 ORDER BY min(failed_at), source_topic, source_partition, source_offset
 LIMIT {int(limit)}""").rows
     return [DeadLetterRow(str(t), int(p), int(o), bytes.fromhex(str(k)) or None,
                           bytes.fromhex(str(v)), str(code),
-                          None if index is None else int(index), int(at))
-            for t, p, o, k, v, code, index, at in rows]
+                          None if index is None else int(index), int(at), str(key_id),
+                          bytes.fromhex(str(signature)))
+            for t, p, o, k, v, code, index, at, key_id, signature in rows]

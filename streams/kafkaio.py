@@ -27,16 +27,29 @@ from streams.settings import Settings
 Coordinates = tuple[str, int, int]     # topic, partition, offset
 
 
+AUTO = "auto"
+
+
 def publish(settings: Settings, registry: SchemaSource,
             items: Iterable[tuple[str, str, dict[str, Any] | bytes | None]],
             producer: Any = None, timeout: float = 60.0,
-            catalog: Catalog | None = None) -> list[Coordinates]:
+            catalog: Catalog | None = None, signer: Any = AUTO) -> list[Coordinates]:
     """Send ``(logical topic, key, record, raw bytes or None for a tombstone)`` in order;
-    returns the coordinates of each message (in the same order) once all are acknowledged."""
+    returns the coordinates of each message (in the same order) once all are acknowledged.
+    Each message is signed by ``signer`` (:mod:`streams.signing.signer`; by default this
+    process's own: its key file or the local dev keyring, whose keys are registered first;
+    None: unsigned)."""
+    from streams.signing.signer import signer_for
+
     if producer is None:
         producer = clients.producer(settings, **{"acks": "all", "enable.idempotence": True,
                                                  "linger.ms": 20, "compression.type": "zstd"})
     catalog = catalog or default_catalog()
+    items = list(items)
+    if signer == AUTO:
+        signer = signer_for(settings, registry, catalog)
+    if signer is not None:
+        signer.prepare(items)
     serializer = AvroSerializer(registry, catalog.schemas)
     coords: list[Coordinates | None] = []
     errors: list[str] = []
@@ -51,12 +64,16 @@ def publish(settings: Settings, registry: SchemaSource,
 
     for index, (logical, key, value) in enumerate(items):
         topic = settings.topic(logical)
-        if isinstance(value, dict):
-            value = serializer(value, SerializationContext(topic, catalog.topic(logical).record))
+        record = value if isinstance(value, dict) else None
+        if record is not None:
+            value = serializer(record, SerializationContext(topic,
+                                                            catalog.topic(logical).record))
+        raw_key = key.encode() if key else None
+        headers = signer.sign(logical, raw_key, value, record) if signer is not None else None
         coords.append(None)
         while True:
             try:
-                producer.produce(topic, value=value, key=key.encode() if key else None,
+                producer.produce(topic, value=value, key=raw_key, headers=headers or None,
                                  on_delivery=delivered(index))
                 break
             except BufferError:

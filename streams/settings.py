@@ -160,6 +160,16 @@ class Settings:
     # may); otherwise topics are created by `ebi stack up` / `ebi access apply` and the
     # worker and sink only check that they exist.
     create_topics: bool = False
+    # -- record signing (docs/security.md, streams/signing) --------------------------
+    # The worker checks every record's signature and sender before anything else;
+    # false is a development opt-in (records are then accepted unverified).
+    verify_signatures: bool = True
+    # The registration authority's public keys (TOML; every registration must be signed by
+    # one of them); empty: the local dev keyring's (data_dir/signing/trust.toml).
+    signing_trust_file: str = ""
+    # This sender's private key (PEM, PKCS#8 Ed25519, `ebi keys new`); empty: the local dev
+    # keyring derives a key per gateway, enterprise and region (data_dir/secrets/signing).
+    signing_key_file: str = ""
     # Tests: a service that cannot start fails the run instead of skipping.
     require_services: bool = False
     log_level: str = "WARNING"

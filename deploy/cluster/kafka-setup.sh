@@ -19,6 +19,7 @@ ebi.hazards                        delete    $PARTITIONS LogAppendTime
 ebi.incidents                      delete    $PARTITIONS LogAppendTime
 ebi.enterprises                    compact   $PARTITIONS LogAppendTime
 ebi.sensors                        compact   $PARTITIONS LogAppendTime
+ebi.keys                           compact   $PARTITIONS LogAppendTime
 ebi.telemetry.clean                delete    $PARTITIONS CreateTime
 ebi.incidents.clean                delete    $PARTITIONS CreateTime
 ebi.hazards.clean                  delete    $PARTITIONS CreateTime
@@ -45,6 +46,7 @@ ebi-worker                    topic     literal  ebi.incidents        Read
 ebi-worker                    topic     literal  ebi.enterprises      Read
 ebi-worker                    topic     literal  ebi.sensors          Read
 ebi-worker                    topic     literal  ebi.alarm.commands   Read
+ebi-worker                    topic     literal  ebi.keys             Read
 ebi-worker                    topic     literal  ebi.telemetry.clean  Write
 ebi-worker                    topic     literal  ebi.incidents.clean  Write
 ebi-worker                    topic     literal  ebi.hazards.clean    Write
@@ -76,6 +78,7 @@ ebi-regional-system           topic     literal  ebi.incidents        Write
 ebi-regional-system           cluster   literal  kafka-cluster        IdempotentWrite
 ebi-registration-authority    topic     literal  ebi.enterprises      Write
 ebi-registration-authority    topic     literal  ebi.sensors          Write
+ebi-registration-authority    topic     literal  ebi.keys             Write
 ebi-registration-authority    cluster   literal  kafka-cluster        IdempotentWrite
 ebi-operator                  topic     literal  ebi.alarm.commands   Write
 ebi-operator                  topic     prefix   ebi.                 Describe

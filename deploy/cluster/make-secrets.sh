@@ -2,7 +2,8 @@
 # Creates the files deploy/compose.cluster.yaml reads as compose secrets, in deploy/cluster/
 # secrets/ (git-ignored; or the directory given as $1): random passwords for every Kafka user,
 # ClickHouse and Grafana, a private CA and the brokers' TLS key and certificate (PEM, for
-# kafka-1..3 and 127.0.0.1). Existing files are kept, so running it again changes nothing;
+# kafka-1..3 and 127.0.0.1), the registration authority's signing key and the workers' trust
+# file. Existing files are kept, so running it again changes nothing;
 # delete the directory to rotate everything. Needs openssl. Prints no secret.
 set -euo pipefail
 out=${1:-"$(cd "$(dirname "$0")" && pwd)/secrets"}
@@ -38,6 +39,17 @@ if [ ! -s kafka-broker.pem ]; then
   { openssl pkcs8 -topk8 -nocrypt -in broker.key; cat broker.crt kafka-ca.pem; } >kafka-broker.pem
   rm -f broker.key broker.csr broker.crt san.ext kafka-ca.srl
 fi
+# Record signing (docs/security.md): the registration authority's Ed25519 key, and the
+# workers' trust file with its public key (the raw 32 bytes: the end of the DER form).
+if [ ! -s registrar-signing.key ]; then
+  openssl genpkey -algorithm ed25519 -out registrar-signing.key 2>/dev/null
+fi
+if [ ! -s signing-trust.toml ]; then
+  public=$(openssl pkey -in registrar-signing.key -pubout -outform DER | tail -c 32 | base64)
+  printf '# the registration authority'"'"'s public keys (made by make-secrets.sh)\n[[registrar]]\npublic_key = "%s"\n' \
+    "$public" >signing-trust.toml
+fi
 chmod 644 ./*   # read by the containers' own users (ebi, clickhouse, appuser, grafana)
 chmod 600 kafka-ca.key   # signs certificates; no container mounts it
+chmod 600 registrar-signing.key   # signs registrations (`ebi keys register --authority-key`)
 echo "make-secrets: $(ls | wc -l) files in $out"

@@ -7,7 +7,17 @@ here, its processor (and its checks) — see docs/architecture.md. Topic names a
 
 from __future__ import annotations
 
-from schemas.catalog.model import Ledger, Output, RecordType, Reference, State, Table, Topic, View
+from schemas.catalog.model import (
+    Ledger,
+    Output,
+    RecordType,
+    Reference,
+    Signed,
+    State,
+    Table,
+    Topic,
+    View,
+)
 
 GATEWAYS = State("gateways", "gateway_id", clock="streams.processors.gateways:GatewayClock",
                  upgrade="streams.processors.layouts:upgrade_gateway")
@@ -31,7 +41,8 @@ TELEMETRY = RecordType(
                 views=(View("readings"),),
                 doc="One row per accepted sensor reading (envelope fields repeated)."),
     ledger=Ledger("telemetry", ("gateway_id", "sequence"), counts="rows"),
-    event_time="sent_at", flat_items="readings", canary=True, senders=("gateway",))
+    event_time="sent_at", flat_items="readings", canary=True, senders=("gateway",),
+    signed=Signed(("GATEWAY",), gateway="gateway_id", enterprise="enterprise_id"))
 
 HEARTBEAT = RecordType(
     "heartbeat", Topic("heartbeats", "GatewayHeartbeat", "gateway_id", receipt_time=True),
@@ -43,7 +54,8 @@ HEARTBEAT = RecordType(
                 views=(View("heartbeats"),),
                 doc="Every heartbeat of every gateway (a gateway's signs of life)."),
     ledger=Ledger("heartbeat", ("gateway_id", "sequence")),
-    event_time="sent_at", canary=True, senders=("gateway",))
+    event_time="sent_at", canary=True, senders=("gateway",),
+    signed=Signed(("GATEWAY",), gateway="gateway_id", enterprise="enterprise_id"))
 
 HAZARD = RecordType(
     "hazard", Topic("hazards", "HazardRecord", "hazard_id", receipt_time=True),
@@ -57,7 +69,9 @@ HAZARD = RecordType(
                             columns=("days_overdue",))),
                 doc="Every version of every hidden-danger record."),
     ledger=Ledger("hazard", ("hazard_id", "version")), event_time="updated_at",
-    senders=("gateway",))  # an enterprise files its hidden dangers through its connection
+    senders=("gateway",),  # an enterprise files its hidden dangers through its connection
+    signed=Signed(("GATEWAY", "ENTERPRISE"), enterprise="enterprise_id",
+                  owner=("enterprise", "enterprise_id"), evidence=True))
 
 INCIDENT = RecordType(
     "incident", Topic("incidents", "IncidentReport", "incident_id", receipt_time=True),
@@ -69,23 +83,37 @@ INCIDENT = RecordType(
                 event_time="reported_at",
                 views=(View("incident_reports"),
                        View("incidents", latest_by=("incident_id",),
-                            order=("reported_at DESC", "received_at DESC"))),
+                            order=("reported_at DESC", "received_at DESC")),
+                       # what may be published: reports an authorised body released
+                       View("published_incidents", latest_by=("incident_id",),
+                            order=("reported_at DESC", "received_at DESC"),
+                            where="publication = 'AUTHORISED'")),
                 doc="Every incident report (the full history); replays are not stored."),
     ledger=Ledger("incident", ("report_id",)), event_time="reported_at", canary=True,
-    senders=("regional",))
+    senders=("regional",),
+    signed=Signed(("REGIONAL",), region="region_code", owner=("region", "region_code"),
+                  evidence=True, publication="publication"))
 
 ENTERPRISE = RecordType(
     "enterprise", Topic("enterprises", "Enterprise", "enterprise_id", compacted=True,
                        receipt_time=True),
     checks="streams.records.rules:check_enterprise",
     reference=Reference("enterprises", "streams.processors.reference:enterprise_ref"),
-    canary=True, senders=("registrar",))
+    canary=True, senders=("registrar",), signed=Signed(("REGISTRAR",)))
 
 SENSOR = RecordType(
     "sensor", Topic("sensors", "Sensor", "sensor_id", compacted=True, receipt_time=True),
     checks="streams.records.rules:check_sensor",
     reference=Reference("sensors", "streams.processors.reference:sensor_ref"), canary=True,
-    senders=("registrar",))
+    senders=("registrar",), signed=Signed(("REGISTRAR",)))
+
+# The senders' public keys (streams/signing): registered by the registration authority, its
+# records signed by one of its trust anchors (the signing_trust_file setting).
+SIGNING_KEY = RecordType(
+    "signing-key", Topic("keys", "SigningKey", "key_id", compacted=True, receipt_time=True),
+    checks="streams.signing.rules:check_signing_key",
+    reference=Reference("keys", "streams.signing.keys:key_ref"), senders=("registrar",),
+    signed=Signed(("REGISTRAR",)))
 
 # Operators' commands about an alarm (ebi alarms ack): keyed by the alarm's home.
 ALARM_COMMAND = RecordType(
@@ -136,5 +164,5 @@ DEAD_LETTERS = Output(
           doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected "
               "(sink)."))
 
-TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR, ALARM_COMMAND)
+TYPES = (TELEMETRY, HEARTBEAT, INCIDENT, HAZARD, ENTERPRISE, SENSOR, SIGNING_KEY, ALARM_COMMAND)
 OUTPUTS = (ALERTS, GATEWAY_STATUS, ALARM_EVENTS, SENSOR_REGISTRY, DEAD_LETTERS)

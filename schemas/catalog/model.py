@@ -41,13 +41,15 @@ class Topic:
 @dataclass(frozen=True)
 class View:
     """An analyst view over a table: every (deduplicated) row, or with ``latest_by`` the
-    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC").
+    latest row per key, ``order`` deciding which is the latest (e.g. "version DESC");
+    ``where`` keeps only the rows it holds for (before the latest is chosen).
     ``columns``: computed columns added to the table's, by name (the sink defines them)."""
 
     name: str
     latest_by: tuple[str, ...] = ()
     order: tuple[str, ...] = ()
     columns: tuple[str, ...] = ()
+    where: str = ""       # a condition on the rows (e.g. a view meant for publication)
 
 
 @dataclass(frozen=True)
@@ -113,6 +115,28 @@ class Reference:
 
 
 @dataclass(frozen=True)
+class Signed:
+    """How a record type's records are bound to their sender (:mod:`streams.signing`):
+    every message carries an Ed25519 signature; ``kinds`` are the key owners that may sign
+    them (GATEWAY, ENTERPRISE, REGIONAL; REGISTRAR: the registration authority's trust
+    anchors). The record fields the key's owner must match: ``gateway`` (a GATEWAY key's
+    gateway), ``enterprise`` (a GATEWAY or ENTERPRISE key's enterprise), ``region`` (inside
+    a REGIONAL key's region). ``owner`` = (attribute, state field): the entity's state
+    remembers its owner there, and a later record must come from a key that covers it too
+    (a hidden danger stays its enterprise's). ``evidence``: the clean record keeps the
+    signed bytes (``signed_value``). ``publication``: the field whose AUTHORISED value only a
+    publisher named by the policy may set."""
+
+    kinds: tuple[str, ...]
+    gateway: str = ""
+    enterprise: str = ""
+    region: str = ""
+    owner: tuple[str, str] | tuple[()] = ()
+    evidence: bool = False
+    publication: str = ""
+
+
+@dataclass(frozen=True)
 class RecordType:
     """One record type and everything derived from it (see the module docstring)."""
 
@@ -129,6 +153,7 @@ class RecordType:
     flat_items: str = ""            # `ebi publish`: a flat row is one entry of this array
     canary: bool = False            # the canary scenario sends records of this type
     senders: tuple[str, ...] = ()   # roles that may write the input topic (Kafka ACLs)
+    signed: Signed | None = None    # signed by its sender (None: not signed, not verified)
 
     def __post_init__(self) -> None:
         if self.processor and self.state is None:
@@ -237,6 +262,10 @@ class Catalog:
             if states.get(o.state.name) != o.state:
                 raise ValueError(f"catalog: the stage of {o.topic.name} keeps its state in "
                                  f"{o.state.name}, which no record type keeps")
+        signed = [t.name for t in self.types if t.signed is not None]
+        if signed and self.signing_keys is None:
+            raise ValueError(f"catalog: {', '.join(signed)} are signed but no reference type "
+                             "holds the signing keys (Reference table 'keys')")
 
     # -- record types ---------------------------------------------------------------------
     def type(self, name: str) -> RecordType:
@@ -263,6 +292,14 @@ class Catalog:
     @property
     def reference(self) -> tuple[RecordType, ...]:
         return tuple(t for t in self.types if t.reference is not None)
+
+    @property
+    def signing_keys(self) -> RecordType | None:
+        """The reference type that registers the senders' signing keys, if any."""
+        for t in self.reference:
+            if t.reference is not None and t.reference.table == "keys":
+                return t
+        return None
 
     @property
     def ledgered(self) -> tuple[RecordType, ...]:

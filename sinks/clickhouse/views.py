@@ -259,6 +259,8 @@ def analyst_views(features: Features, catalog: Catalog | None = None) -> dict[st
         for view in spec.table.views:
             extra = "".join(f", {COMPUTED_COLUMNS[c]} AS {c}" for c in view.columns)
             select = f"SELECT {_cols(spec, features)}{extra} FROM {{db}}.{spec.name} FINAL"
+            if view.where:
+                select += f" WHERE {view.where}"
             if view.latest_by:
                 order = ", ".join((*view.latest_by, *view.order))
                 select += f" ORDER BY {order} LIMIT 1 BY {', '.join(view.latest_by)}"

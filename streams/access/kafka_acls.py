@@ -176,6 +176,14 @@ def current(admin: Any, principals: Iterable[str] | None = None,
     return found
 
 
+def grant(admin: Any, grants: Iterable[Grant], timeout: float = 30.0) -> None:
+    """Create ACLs (additively: nothing is removed; existing ones are left as they are)."""
+    bindings = [_binding(g) for g in sorted(set(grants))]
+    if bindings:
+        for future in admin.create_acls(bindings, request_timeout=timeout).values():
+            future.result()
+
+
 @dataclass(frozen=True)
 class Change:
     created: list[Grant]

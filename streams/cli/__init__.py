@@ -28,6 +28,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "alarms": ("streams.cli.alarms", "deliver alarms through Alertmanager, acknowledge them"),
     "run": ("streams.cli.run", "the main job: stack, worker, sink and simulator together"),
     "access": ("streams.cli.access", "apply or show who may read and write which topics"),
+    "keys": ("streams.cli.keys", "make, register and revoke the senders' signing keys"),
+    "verify": ("streams.cli.verify", "re-check the signatures of stored records"),
 }
 
 
@@ -65,11 +67,12 @@ def main(argv: Sequence[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from streams.clients import KafkaUnreachable
     from streams.credentials import CredentialsError
+    from streams.signing.keys import SigningError
     from streams.stack import StackError
 
     try:
         return int(modules[args.command].run(args, settings))  # type: ignore[attr-defined]
-    except (StackError, CredentialsError, KafkaUnreachable) as exc:
+    except (StackError, CredentialsError, KafkaUnreachable, SigningError) as exc:
         print(f"ebi {args.command}: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

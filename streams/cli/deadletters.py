@@ -9,6 +9,11 @@ message goes out as its original bytes; a reading rejected alone goes out as a o
 envelope (re-encoded with the current schema). The worker's deduplication makes a replay
 idempotent: what was accepted before is dropped as a duplicate, so running it twice changes
 nothing. ``--dry-run`` lists what would be sent. Exit status 1 on any failure.
+
+A whole message goes out with the sender's own signature (kept with its dead letter: the
+replay is provably the sender's); a reading rebuilt alone is new bytes, signed with this
+process's key (``signing_key_file`` or the local dev keyring), so on a production cluster
+rejected readings are re-sent by their gateway instead.
 """
 
 from __future__ import annotations
@@ -99,8 +104,13 @@ def _replay(settings: Settings, catalog: Catalog, inputs: dict[str, str],
     from streams.publisher.producer import make_producer
 
     clients.require_kafka(settings)
-    serializer = AvroSerializer(clients.registry(settings), catalog.schemas)
+    from streams.signing.signer import signer_for
+    from streams.signing.wire import headers as signature_headers
+
+    registry = clients.registry(settings)
+    serializer = AvroSerializer(registry, catalog.schemas)
     producer = make_producer(settings)
+    signer = signer_for(settings, registry, catalog)
     unbuilt: list[str] = []
     undelivered: list[str] = []
     sent = 0
@@ -118,6 +128,11 @@ def _replay(settings: Settings, catalog: Catalog, inputs: dict[str, str],
             continue
         headers = [("ebi-replay-of", row.coordinates.encode()),
                    ("ebi-replay-reason", row.error_code.encode())]
+        logical = inputs[row.source_topic]
+        if row.framed and row.key_id and row.signature:
+            headers += signature_headers(row.key_id, row.signature)
+        elif signer is not None:
+            headers += signer.sign(logical, row.key, value)
         while True:
             try:
                 producer.produce(row.source_topic, value=value, key=row.key, headers=headers,

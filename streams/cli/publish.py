@@ -5,7 +5,9 @@ objects without ``readings``) are single readings with gateway_id/enterprise_id 
 grouped into envelopes of ``--batch-size`` readings per gateway. Every invalid record is
 listed with its line, field and reason; nothing is sent unless all are valid, or with
 ``--skip-invalid`` the valid ones are sent and the rejects written to ``--rejects``
-(default FILE.rejects.jsonl). Exit status 1 on any reject or delivery failure.
+(default FILE.rejects.jsonl). Exit status 1 on any reject or delivery failure. Every
+message is signed with this sender's key (``signing_key_file``, or the local dev keyring:
+docs/security.md).
 """
 
 from __future__ import annotations
@@ -120,10 +122,15 @@ def report_rejects(prepared: Prepared, path: str, rejects_path: Path | None,
 
 
 def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
-         timeout: float, catalog: Catalog | None = None) -> tuple[int, int]:
-    """Produce every prepared message; returns (delivered, failed)."""
+         timeout: float, catalog: Catalog | None = None,
+         signer: Any = None) -> tuple[int, int]:
+    """Produce every prepared message, signed by ``signer`` (None: unsigned); returns
+    (delivered, failed)."""
     spec = (catalog or default_catalog()).topic(prepared.topic)
     full = settings.topic(prepared.topic)
+    if signer is not None:
+        signer.prepare((prepared.topic, str(obj[spec.key]), obj)
+                       for obj, _ in prepared.messages)
     serializer = AvroSerializer(registry)
     ctx = SerializationContext(full, spec.record)
     result = {"ok": 0, "failed": 0}
@@ -136,9 +143,11 @@ def send(prepared: Prepared, settings: Settings, registry: Any, producer: Any,
     for obj, _ in prepared.messages:
         value = serializer(obj, ctx)
         key = str(obj[spec.key]).encode()
+        headers = signer.sign(prepared.topic, key, value, obj) if signer is not None else None
         while True:
             try:
-                producer.produce(full, value=value, key=key, on_delivery=report)
+                producer.produce(full, value=value, key=key, headers=headers or None,
+                                 on_delivery=report)
                 break
             except BufferError:
                 producer.poll(0.1)
@@ -178,11 +187,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     delivered = failed = 0
     if prepared.messages:
         from streams import clients
+        from streams.signing.signer import signer_for
 
         clients.require_kafka(settings)
         producer = make_producer(settings)
-        delivered, failed = send(prepared, settings, clients.registry(settings),
-                                 producer, args.timeout, catalog)
+        registry = clients.registry(settings)
+        signer = signer_for(settings, registry, catalog)
+        if signer is None:
+            print("ebi publish: no signing key (set signing_key_file, or run `ebi stack up` "
+                  "for the local dev keyring): the records go out unsigned and a worker "
+                  "that verifies signatures rejects them", file=sys.stderr)
+        delivered, failed = send(prepared, settings, registry, producer, args.timeout,
+                                 catalog, signer)
     print(f"{line}; {len(prepared.messages)} messages to {settings.topic(prepared.topic)}: "
           f"{delivered} delivered, {failed} failed"
           + (f"; rejects written to {rejects_path}" if rejects_path else ""))

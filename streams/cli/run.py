@@ -223,8 +223,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             print("  " + line.line(), flush=True)
         if not settings.kafka_bootstrap:
             from streams.access.provision import provision
+            from streams.cli.stack import dev_keyring_line
 
             print(f"  provisioned: {provision(settings).summary()}", flush=True)
+            print(f"  {dev_keyring_line(settings)}", flush=True)
         env = dict(os.environ)
         env.update({"EBI_KAFKA_BOOTSTRAP": settings.bootstrap,
                     "EBI_SCHEMA_REGISTRY_URL": settings.registry_url,

@@ -19,6 +19,7 @@ from schemas.codec import AvroSerializer, SerializationContext
 from streams.policy import load_policy
 from streams.publisher.producer import make_producer
 from streams.settings import Settings
+from streams.signing.signer import signer_for
 from streams.simulate import SimConfig, Simulator
 
 
@@ -97,7 +98,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
 
     clients.require_kafka(settings)
     start_ms = int(time.time() * 1000)
-    serializer = AvroSerializer(clients.registry(settings))
+    registry = clients.registry(settings)
+    serializer = AvroSerializer(registry)
     catalog = default_catalog()
     sim = Simulator(config(args, start_ms), load_policy(settings.policy_file or None),
                     header=lambda t: serializer.header(settings.topic(t),
@@ -106,6 +108,10 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                       f"truth-{args.seed}-{start_ms}.jsonl")
     truth_path.parent.mkdir(parents=True, exist_ok=True)
     producer = make_producer(settings, **{"linger.ms": 50})
+    signer = signer_for(settings, registry, catalog)
+    if signer is None:
+        print("ebi simulate: no signing key (run `ebi stack up` for the local dev keyring, "
+              "or set signing_key_file): the traffic goes out unsigned", file=sys.stderr)
     failures: list[str] = []
 
     def report(err: Any, msg: Any) -> None:
@@ -121,13 +127,15 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         if not registered and topic not in reference:
             producer.flush(30)   # reference data first, so the worker knows every sensor
             registered = True
-        if not isinstance(value, bytes):
-            value = serializer(value, SerializationContext(settings.topic(topic),
-                                                           catalog.topic(topic).record))
+        record = value if isinstance(value, dict) else None
+        data = value if isinstance(value, bytes) else serializer(
+            value, SerializationContext(settings.topic(topic), catalog.topic(topic).record))
+        raw_key = key.encode()
+        headers = signer.sign(topic, raw_key, data, record) if signer is not None else None
         while True:
             try:
-                producer.produce(settings.topic(topic), value=value, key=key.encode(),
-                                 on_delivery=report)
+                producer.produce(settings.topic(topic), value=data, key=raw_key,
+                                 headers=headers or None, on_delivery=report)
                 break
             except BufferError:
                 full += 1

@@ -16,7 +16,10 @@ State per hazard_id (:class:`HazardState`, the ``hazards`` table value):
   raised (0: none), so a deadline is alerted once, not once per version past it;
 - ``repeats``: how many repeated HAZARD_OVERDUE alerts of a major danger were raised for
   ``alerted_deadline``;
-- ``applied``: packed coordinates of the last message applied to this state.
+- ``applied``: packed coordinates of the last message applied to this state;
+- ``enterprise_id``: the enterprise of the latest accepted version; with signatures verified
+  the worker's signing rules (:mod:`streams.signing.senders`; the catalog's ``Signed.owner``)
+  hold a later signed version to a key of that enterprise.
 
 A version seen before under other coordinates is a duplicate (ledgered with
 ``duplicate=true``); one that says something else than before (another status) is also a

@@ -79,6 +79,7 @@ class ReferenceData:
         self.policy = policy
         self.sensors: dict[str, SensorRef] = {}
         self.enterprises: dict[str, EnterpriseRef] = {}
+        self.keys: dict[str, Any] = {}   # key id -> streams.signing.keys.KeyRef
         self.ignored = 0      # registrations that failed their checks
         self._resolved: dict[str, tuple[Any, Any]] = {}
         # sensor id -> (its registration, still registered), since the last take

@@ -166,6 +166,7 @@ class TelemetryProcessor:
                   state: GatewayState, arrival: int, now_ms: int, tag: str | None,
                   out: Outputs) -> tuple[dict[str, Any], int, int, dict[str, int]]:
         gateway_id = env["gateway_id"]
+        enterprise_id = env["enterprise_id"]
         sensors = self.reference.sensors
         limits = self.limits
         future_limit = arrival + self.skew_ms
@@ -205,7 +206,7 @@ class TelemetryProcessor:
             et = r["event_time"]
             if (sensor is None or sensor.metric != metric or lim is None or r["unit"] != lim[0]
                     or not lim[1] <= v <= lim[2] or not earliest <= et <= future_limit
-                    or len(rid) > max_id):
+                    or len(rid) > max_id or sensor.enterprise_id != enterprise_id):
                 rejects.add(index, r, *self._why(env, r, index, sensor, arrival))
                 continue
             opened = open_rings.get(sid)
@@ -300,6 +301,10 @@ class TelemetryProcessor:
         elif sensor.metric != r["metric"]:
             code, why = "UNKNOWN_SENSOR", (f"sensor {sid} is registered for {sensor.metric}, "
                                            f"not {r['metric']}")
+        elif sensor.enterprise_id != env["enterprise_id"]:   # a reading for another's sensor
+            code, why = "IDENTITY_MISMATCH", (f"sensor {sid} belongs to enterprise "
+                                              f"{sensor.enterprise_id}, not to "
+                                              f"{env['enterprise_id'][:self.max_id]}")
         else:
             problems = check_reading(r, self.policy, arrival)
             if problems:

@@ -7,6 +7,8 @@ only on delivery reports. While the broker is unreachable entries accumulate on 
 crash, unacknowledged entries are sent again (at-least-once; the pipeline drops replays by
 reading_id / report_id). The Confluent header (schema id) is added when sending, so a gateway
 can publish while offline as long as it can reach the registry once when it reconnects.
+Each message is signed when it is sent (the signature covers the framed value): with the
+gateway's key (``signing_key_file``, or ``signer``), see docs/security.md.
 """
 
 from __future__ import annotations
@@ -66,9 +68,15 @@ class GatewayPublisher:
     def __init__(self, settings: Settings, spool_dir: str | Path, registry: SchemaSource,
                  *, spool_max_bytes: int = 256 * 1024 * 1024, metrics: Metrics | None = None,
                  producer: Any = None, config: dict[str, Any] | None = None,
-                 catalog: Catalog | None = None, max_message_bytes: int = 1_048_576) -> None:
+                 catalog: Catalog | None = None, max_message_bytes: int = 1_048_576,
+                 signer: Any = "auto") -> None:
+        from streams.signing.signer import signer_for
+
         self.settings = settings
         self.catalog = catalog or default_catalog()
+        # the gateway's key (None: unsigned; "auto": signing_key_file or the dev keyring)
+        self.signer = signer_for(settings, registry, self.catalog) if signer == "auto" \
+            else signer
         self.max_message_bytes = max_message_bytes   # the platform's limits.max_message_bytes
         self.spool = Spool(spool_dir, max_bytes=spool_max_bytes)
         self.serializer = AvroSerializer(registry, self.catalog.schemas)
@@ -116,10 +124,16 @@ class GatewayPublisher:
 
     def _send(self, entry: Entry) -> None:
         value = self.serializer.header(entry.topic, entry.record) + entry.body
+        headers = None
+        if self.signer is not None:
+            logical = entry.topic.removeprefix(self.settings.topic_prefix)
+            headers = self.signer.sign(logical, entry.key, value) or None
+        extra = {"headers": headers} if headers else {}
         while True:
             try:
                 self.producer.produce(entry.topic, value=value, key=entry.key,
-                                      on_delivery=self._on_delivery(entry.seq, entry.topic))
+                                      on_delivery=self._on_delivery(entry.seq, entry.topic),
+                                      **extra)
                 return
             except BufferError:  # local queue full: serve delivery reports and retry
                 self.producer.poll(0.1)

@@ -40,6 +40,10 @@ from streams.policy import Policy, load_policy
 from streams.processors.context import ProcessorContext
 from streams.processors.reference import ReferenceData
 from streams.settings import Settings
+from streams.signing.keys import SigningError
+from streams.signing.senders import SenderCheck
+from streams.signing.trust import default_trust_file, load_trust
+from streams.signing.verify import Verifier
 from streams.worker import faust_fixes
 from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
 from streams.worker.delivery import OutputProducer
@@ -138,10 +142,12 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
               for name in groups}
     ctx = ProcessorContext(policy, reference, metrics)
     limits = policy.limits
+    verifier = worker_verifier(settings, catalog, reference)
     pipeline = Pipeline(catalog, ctx, AvroDeserializer(registry, catalog.schemas, millis=True,
                                                        max_bytes=limits.max_message_bytes),
-                        stores, poison_attempts=settings.poison_attempts)
-    feed = ReferenceFeed(settings, catalog, registry, reference, metrics)
+                        stores, poison_attempts=settings.poison_attempts,
+                        senders=SenderCheck(verifier, policy.raw))
+    feed = ReferenceFeed(settings, catalog, registry, reference, metrics, verifier=verifier)
     sender = OutputSender(OutputProducer.for_settings(settings, policy.limits.max_output_bytes
                                                       + 64 * 1024), settings, catalog,
                           AvroSerializer(registry, catalog.schemas, millis=True), metrics,
@@ -276,6 +282,30 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
 
     app.ebi = worker  # type: ignore[attr-defined]
     return worker
+
+
+def worker_verifier(settings: Settings, catalog: Catalog,
+                    reference: ReferenceData) -> Verifier | None:
+    """The signature checks of the worker (None: ``verify_signatures = false``, the
+    development opt-in): the registered keys as the reference feed loads them, and the
+    registration authority's trust anchors (SigningError when none can be read)."""
+    if not settings.verify_signatures:
+        log.warning("verify_signatures is off: records are accepted without checking who "
+                    "sent them (a development opt-in; never in production)")
+        return None
+    anchors: dict[str, Any] = {}
+    if any(t.signed is not None and "REGISTRAR" in t.signed.kinds for t in catalog.types):
+        path = default_trust_file(settings)
+        if not path.exists():
+            raise SigningError(
+                f"verify_signatures is on but there is no trust file {path} with the "
+                "registration authority's public keys: run `ebi stack up` (local dev "
+                "keyring), set signing_trust_file, or (development only) set "
+                "EBI_VERIFY_SIGNATURES=false")
+        anchors = load_trust(path)
+        if not anchors:
+            raise SigningError(f"the trust file {path} holds no [[registrar]] key")
+    return Verifier(reference.keys, anchors)
 
 
 def _named(fn: Any, name: str) -> Any:

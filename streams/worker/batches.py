@@ -26,6 +26,8 @@ from typing import Any
 
 from schemas.records import Source, kafka_timestamp_type
 from streams.httpserver import Heartbeat
+from streams.processors.common import Outputs
+from streams.signing.verify import Rejected, Signed
 from streams.worker.delivery import Deliveries
 from streams.worker.outputs import OutputSender
 from streams.worker.pipeline import Pipeline, now_ms
@@ -176,12 +178,26 @@ class BatchRunner:
             key: bytes | None = None
             staged: list[tuple[str, bytes]] = []
             try:
-                record, source, out = pipeline.decode(name, source, msg.key, msg.value, now)
+                headers = getattr(msg, "headers", None)
+                signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
+                if isinstance(signed, Rejected) and signed.unknown_key and \
+                        self.feed.may_sync_key(signed.key_id):   # registered just now?
+                    await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
+                                                                     10.0)
+                    signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
+                out: Outputs | None
+                if isinstance(signed, Rejected):
+                    record, out = None, pipeline.rejected(name, source, msg.key, msg.value,
+                                                          signed, now)
+                else:
+                    record, source, out = pipeline.decode(name, source, msg.key, msg.value,
+                                                          now)
                 if record is not None:
                     if pipeline.missing_reference(name, record) and self.feed.may_sync():
                         await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
                                                                          10.0)
-                    out, key = pipeline.apply(name, record, source, msg.key, msg.value, now)
+                    out, key = pipeline.apply(name, record, source, msg.key, msg.value, now,
+                                              signed if isinstance(signed, Signed) else None)
                     staged = pipeline.take_touched()   # stage states (the alarm book)
                     if key is not None:
                         touched[(stores_of[name], key)] = event

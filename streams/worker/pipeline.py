@@ -14,6 +14,11 @@ The catalog's stages (``Output.stage``: the alarm book) then look at what the pr
 a clock) produced and keep their own state, keyed like the record; the keys they changed
 are handed to the batch by :meth:`Pipeline.take_touched`, so their state is written with the
 record's.
+
+Before anything else a signed record type's message is verified (:meth:`Pipeline.verify`,
+:mod:`streams.signing`): an unknown, revoked or wrong key or a bad signature makes a dead
+letter BAD_SIGNATURE, a record that is not its signer's (another gateway, enterprise or
+region) IDENTITY_MISMATCH, both with the original bytes.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from streams.processors.base import Clock, DueClock, Processor, StateStore, miss
 from streams.processors.common import Outputs, canary_tag
 from streams.processors.context import ProcessorContext
 from streams.processors.liveness import partition_caught_up
+from streams.signing.senders import SenderCheck, rejected_fields
+from streams.signing.verify import IDENTITY_MISMATCH, Rejected, Signed
 from streams.worker.due import DueIndex, DueView, due_function
 
 log = logging.getLogger(__name__)
@@ -59,8 +66,10 @@ class Changed:
 class Pipeline:
     def __init__(self, catalog: Catalog, ctx: ProcessorContext,
                  deserializer: AvroDeserializer, stores: Mapping[str, StateStore],
-                 poison_attempts: int = 3) -> None:
+                 poison_attempts: int = 3, senders: SenderCheck | None = None) -> None:
         self.catalog = catalog
+        # signatures (None: not verified, the development opt-in) and publication
+        self.senders = senders or SenderCheck(None, ctx.policy.raw)
         self.poison_attempts = max(1, poison_attempts)
         # the most of a message's bytes a dead letter carries (an input over the limit is
         # rejected as OVERSIZE and keeps only its beginning)
@@ -97,6 +106,23 @@ class Pipeline:
         self._arrival: dict[tuple[str, int], int] = {}
         self._activity: dict[tuple[str, int], int] = {}
 
+    def verify(self, logical: str, source: Source, key: bytes | None, value: bytes | None,
+               headers: Any, now_ms: int) -> Signed | Rejected | None:
+        """The message's signature, checked before it is decoded (None: not verified)."""
+        arrival = source.timestamp_ms if source.timestamp_ms > 0 else now_ms
+        return self.senders.verify(self.routes[logical].kind, logical, key, value, headers,
+                                   arrival)
+
+    def rejected(self, logical: str, source: Source, key: bytes | None, value: bytes | None,
+                 why: Rejected, now_ms: int) -> Outputs:
+        """The dead letter of a message whose signature did not verify."""
+        self.routes[logical].records_in.inc()
+        letter = dead_letter(source.with_schema(self.deserializer.schema_id(value)), key,
+                             self._kept(value), why.code, why.message, "verify", now_ms,
+                             tag=_key_tag(key))
+        letter.update(rejected_fields(why))
+        return Outputs(dead_letters=[letter])
+
     def decode(self, logical: str, source: Source, key: bytes | None, value: bytes | None,
                now_ms: int) -> tuple[Record | None, Source, Outputs | None]:
         """The record, or None with a dead letter (the decode error's code, the original
@@ -124,11 +150,23 @@ class Pipeline:
         return missing_reference(self.routes[logical].processor, record)
 
     def apply(self, logical: str, record: Record, source: Source, key: bytes | None,
-              value: bytes, now_ms: int) -> tuple[Outputs, bytes | None]:
-        """Process one decoded record; returns its outputs and the state key it changed."""
+              value: bytes, now_ms: int, signed: Signed | None = None
+              ) -> tuple[Outputs, bytes | None]:
+        """Process one decoded record (``signed``: who signed it, when verified); returns its
+        outputs and the state key it changed."""
         route = self.routes[logical]
         store = route.store
         state_key = str(record[route.key_field]).encode()
+        if signed is not None:
+            why = self.senders.identity(route.kind, record, key, store.get(state_key), signed)
+            if why is not None:
+                letter = dead_letter(source, key, self._kept(value), IDENTITY_MISMATCH,
+                                     f"{route.kind.name} message at {source.where()} signed by "
+                                     f"{signed.key.owner()}: {why}", "verify", now_ms,
+                                     record_id=str(record.get(route.key_field))[:200],
+                                     tag=_key_tag(key))
+                letter.update(key_id=signed.key.key_id, signature=signed.signature)
+                return Outputs(dead_letters=[letter]), None
         group = (route.kind.state.name if route.kind.state else "", source.partition)
         arrival = source.timestamp_ms if source.timestamp_ms > 0 else now_ms
         if arrival > self._arrival.get(group, 0):
@@ -150,9 +188,14 @@ class Pipeline:
         if out.replay:
             self.metrics.replays_skipped.labels(logical).inc()
             return out, None
+        # the signature's fields and the publication rule first: the stages (the alarm
+        # book) see the outputs as they are sent
+        self.senders.finish(route.kind, record, signed, value, out, now_ms)
         self._stages(route, state_key, out, now_ms)
         if new is None:
             return out, None
+        if signed is not None:
+            self.senders.remember_owner(route.kind, record, new)
         store.put(state_key, new)
         index = self.due.get(route.kind.state.name if route.kind.state else "")
         if index is not None:

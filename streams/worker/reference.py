@@ -15,6 +15,12 @@ decoded or fail their checks are logged, counted in ``ebi_rejects{topic=...}`` a
 (each worker reads them, so they are not dead-lettered once per worker; ``ebi publish``
 validates them before they get here). Nothing a message holds can stop the thread; if the
 thread dies anyway, :meth:`healthy` says so (``/readyz``) and the metrics show the backlog.
+
+Registrations are signed by the registration authority (:mod:`streams.signing`): with a
+``verifier``, a registration or tombstone whose signature is not a trust anchor's is not
+applied; it is counted (``ebi_rejects``) and written to the dead letters (stage ``verify``,
+with its bytes: every worker writes the same one, which ClickHouse keeps once), so a forged
+deregistration is seen and the authority can publish the registration again.
 """
 
 from __future__ import annotations
@@ -25,11 +31,20 @@ import time
 from typing import Any
 
 from schemas.catalog.model import Catalog, RecordType
-from schemas.codec import AvroDeserializer, DecodeError, SchemaSource, SerializationContext
+from schemas.codec import (
+    AvroDeserializer,
+    AvroSerializer,
+    DecodeError,
+    SchemaSource,
+    SerializationContext,
+)
+from schemas.records import Source, dead_letter
 from streams import clients
 from streams.metrics import Metrics
 from streams.processors.reference import ReferenceData
 from streams.settings import Settings
+from streams.signing.senders import rejected_fields
+from streams.signing.verify import Rejected, Verifier
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +52,14 @@ log = logging.getLogger(__name__)
 class ReferenceFeed:
     def __init__(self, settings: Settings, catalog: Catalog, registry: SchemaSource,
                  reference: ReferenceData, metrics: Metrics,
-                 min_sync_interval: float = 2.0) -> None:
+                 min_sync_interval: float = 2.0, verifier: Verifier | None = None) -> None:
         self.settings = settings
+        self.catalog = catalog
+        self.registry = registry
+        self.verifier = verifier
+        self._dead: Any = None           # producer of the rejected registrations' dead letters
+        self._key_syncs: dict[str, float] = {}   # unknown key id -> when it made us sync
+        self._last_key_sync = 0.0
         self.reference = reference
         self.metrics = metrics
         self.deserializer = AvroDeserializer(registry, catalog.schemas, millis=True)
@@ -95,6 +116,13 @@ class ReferenceFeed:
         kind = self.kinds[msg.topic()]
         key = msg.key().decode("utf-8", "replace") if msg.key() else None
         now_ms = int(time.time() * 1000)
+        if self.verifier is not None and kind.signed is not None:
+            stamp = msg.timestamp()[1] if msg.timestamp() else 0
+            verdict = self.verifier.verify(kind.signed, kind.input.name, msg.key(), msg.value(),
+                                           msg.headers(), stamp if stamp > 0 else now_ms)
+            if isinstance(verdict, Rejected):
+                self._reject(kind, msg, verdict, now_ms)
+                return
         if msg.value() is None:
             self.reference.apply(kind, key, None, now_ms)
             return
@@ -108,6 +136,43 @@ class ReferenceFeed:
             return
         if not self.reference.apply(kind, key, record, now_ms):
             self.metrics.rejects.labels(kind.input.name, "INVALID_REFERENCE").inc()
+
+    def _reject(self, kind: RecordType, msg: Any, why: Rejected, now_ms: int) -> None:
+        """A registration not signed by the authority: not applied, counted, dead-lettered."""
+        log.warning("reference feed: %s[%d]@%d not applied: %s: %s", msg.topic(),
+                    msg.partition(), msg.offset(), why.code, why.message)
+        self.metrics.rejects.labels(kind.input.name, why.code).inc()
+        letter = dead_letter(Source(msg.topic(), msg.partition(), msg.offset()), msg.key(),
+                             msg.value() or b"", why.code,
+                             f"{kind.name} registration at {msg.topic()}[{msg.partition()}]@"
+                             f"{msg.offset()} not applied: {why.message}", "verify", now_ms,
+                             record_id=(msg.key() or b"").decode("utf-8", "replace")[:200])
+        letter.update(rejected_fields(why))
+        try:
+            if self._dead is None:
+                topic = self.catalog.output("deadletter").topic
+                serializer = AvroSerializer(self.registry, self.catalog.schemas, millis=True)
+                ctx = SerializationContext(self.settings.topic(topic.name), topic.record)
+                producer = clients.producer(self.settings, **{"acks": "all", "linger.ms": 50})
+                self._dead = (producer, serializer, ctx)
+            producer, serializer, ctx = self._dead
+            producer.produce(ctx.topic, value=serializer(letter, ctx))
+            producer.poll(0)
+        except Exception:  # the warning and the counter stand; the dead letter is a courtesy
+            log.exception("reference feed: cannot write the dead letter of %s[%d]@%d",
+                          msg.topic(), msg.partition(), msg.offset())
+
+    def may_sync_key(self, key_id: str | None) -> bool:
+        """A message names a key this worker does not know: sync at most once a minute per
+        key id and 20 times a second in all (a flood of forged key ids cannot stall us)."""
+        now = time.monotonic()
+        if key_id is None or now - self._last_key_sync < 0.05 or \
+                now - self._key_syncs.get(key_id, -1e9) < 60.0:
+            return False
+        if len(self._key_syncs) > 10_000:
+            self._key_syncs.clear()
+        self._key_syncs[key_id] = self._last_key_sync = now
+        return True
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> int:
         with self._lock:
@@ -153,7 +218,8 @@ class ReferenceFeed:
         if not self.loaded.is_set():
             return False, "reference data not loaded yet"
         return True, (f"{len(self.reference.enterprises)} enterprises, "
-                      f"{len(self.reference.sensors)} sensors")
+                      f"{len(self.reference.sensors)} sensors, "
+                      f"{len(self.reference.keys)} signing keys")
 
     def stop(self) -> None:
         self._stop.set()
@@ -161,3 +227,5 @@ class ReferenceFeed:
             self._thread.join(timeout=10)
         if self._offsets is not None:
             self._offsets.close()
+        if self._dead is not None:
+            self._dead[0].flush(5)

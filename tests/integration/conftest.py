@@ -11,6 +11,11 @@ explicitly (so a test may move ``data_dir``), and :func:`as_principal` gives the
 another principal of deploy/access/local.toml. Subprocesses get their login through EBI_*
 variables (:func:`security_env`; passwords as ``*_FILE``). At the end of the session no
 generated password may appear in any log under the data dir.
+
+Records are signed (docs/security.md, *Record signing*): ``provisioned`` makes the session's
+dev keyring under the data dir, so every publishing helper (``streams.kafkaio.publish``,
+the gateway publisher, ``ebi publish``, ``ebi simulate``) signs with the sender's dev key
+and registers it, and every worker started by a test verifies against its trust file.
 """
 
 from __future__ import annotations
@@ -111,6 +116,9 @@ def provisioned(stack_settings: Settings, kafka_bootstrap: str, registry_url: st
         provision(admin)
     except Exception as exc:
         pytest.fail(f"provisioning topics and ACLs as admin failed: {exc}", pytrace=False)
+    from streams.signing.devkeys import ensure
+
+    ensure(admin)   # the session's dev signing keyring: every publishing helper signs with it
     return admin
 
 

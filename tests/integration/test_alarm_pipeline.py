@@ -208,8 +208,11 @@ def test_raised_alarm_is_one_notification_and_its_clear_a_resolved_one(live: Liv
     sensor, gw, ent = live.id("chA"), live.id("gwA"), live.id("ent-js")
     t0 = int(time.time() * 1000) - 90 * S
     rising = [0.4, 0.8, 1.2, 1.6, 1.7]        # steps under the spike threshold
-    live.publish([live.envelope(gw, ent, [(sensor, v, t0 + i * 10 * S)])
-                  for i, v in enumerate(rising)])
+    # one envelope: the first- and second-level alarms are raised by the same message, so
+    # they reach Alertmanager together and the inhibition decides (readings arriving apart
+    # would rightly notify the first-level alarm before the second exists)
+    live.publish([live.envelope(gw, ent, [(sensor, v, t0 + i * 10 * S)
+                                          for i, v in enumerate(rising)])])
     critical = live.wait_note("chA", "ALARM_L2", "firing", "bureau-32")
     labels = critical["labels"]
     assert (labels["severity"], labels["province"], labels["region_code"]) == (

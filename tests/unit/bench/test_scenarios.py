@@ -54,3 +54,37 @@ def test_latency_is_measured_at_a_tenth_and_a_half_of_the_measured_capacity() ->
     assert latency_loads({"scenarios": {"b100": {"full": _run("b100", 61_234.0)}}}) == {
         "tenth": 6100.0, "half": 30600.0}
     assert latency_loads({}) == {"tenth": 1000.0, "half": 10000.0}
+
+
+def test_signing_pairs_are_selectable_and_reported_side_by_side() -> None:
+    names = [s.name for s in default_scenarios(0.1, ["nosig100", "sig100"])]
+    assert names == ["warmup", "nosig100", "sig100"]
+    chosen = {s.name: s for s in default_scenarios(1.0)}
+    assert not chosen["nosig10"].signed and chosen["sig10"].signed and chosen["b100"].signed
+    assert chosen["sig10"].batch == 10 and chosen["sig100"].batch == 100
+    result = {"scenarios": {"nosig100": {"full": _run("nosig100", 100_000.0)},
+                            "sig100": {"full": _run("sig100", 95_000.0)},
+                            "nosig10": {"full": _run("nosig10", 30_000.0)},
+                            "sig10": {"full": _run("sig10", 24_000.0)}}}
+    out = headline(result)
+    assert out["signing_ratio_batch100"] == 0.95 and out["signing_ratio_batch10"] == 0.8
+    assert out["signing"]["cost_pct_batch100"] == 5.0
+    assert out["signing"]["target_batch100_at_most_10pct_lower"] is True
+    assert "signing:" in summary({**result, **out})
+    assert headline({"scenarios": {}})["signing"]["ratio_signed_to_unsigned_batch10"] is None
+
+
+def test_bench_only_from_the_environment(monkeypatch: Any) -> None:
+    from bench.__main__ import parse
+
+    monkeypatch.setenv("BENCH_ONLY", "sig100 nosig100")
+    assert parse([]).only == ["sig100", "nosig100"]
+    assert parse(["--only", "b1"]).only == ["b1"]
+
+
+def test_the_in_process_signing_cost_runs_without_services() -> None:
+    from bench.signing import measure
+
+    out = measure(batches=(10,), readings=400, rounds=1)["batch10"]
+    assert out["messages"] > 0 and out["readings"] > 0
+    assert out["us_per_message_verified"] > 0 and out["worker_cpu_ratio"] is not None

@@ -210,7 +210,8 @@ EXPECTED_ACLS: dict[str, dict[Acl, set[str]]] = {
     "ebi-gateway": {**_lit({"ebi.telemetry", "ebi.heartbeats", "ebi.hazards"}, "Write"),
                     **IDEMPOTENT},
     "ebi-regional-system": {**_lit({"ebi.incidents"}, "Write"), **IDEMPOTENT},
-    "ebi-registration-authority": {**_lit({"ebi.enterprises", "ebi.sensors"}, "Write"),
+    "ebi-registration-authority": {**_lit({"ebi.enterprises", "ebi.sensors", "ebi.keys"},
+                                          "Write"),
                                    **IDEMPOTENT},
     "ebi-operator": {("topic", "prefix", "ebi."): {"Describe"},
                      ("topic", "prefix", "ebi-worker-"): {"Describe"},
@@ -243,7 +244,7 @@ def test_the_expected_acls_follow_the_catalog() -> None:
     assert {k[2] for k, ops in topics.items() if ops == {"Read"}} == INPUTS
     assert {k[2] for k, ops in topics.items() if ops == {"Write"}} == OUTPUTS
     assert {k[2] for k in EXPECTED_ACLS["ebi-sink"] if k[0] == "topic"} == OUTPUTS
-    reference = {"ebi.enterprises", "ebi.sensors"}
+    reference = {"ebi.enterprises", "ebi.sensors", "ebi.keys"}
     assert {"ebi.telemetry", "ebi.heartbeats", "ebi.hazards", "ebi.incidents",
             "ebi.alarm.commands"} | reference == INPUTS
 

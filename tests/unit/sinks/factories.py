@@ -7,6 +7,8 @@ from typing import Any
 from schemas.columns import columnar
 
 T0 = 1_767_225_600_000  # 2026-01-01T00:00:00Z in epoch millis
+# the signature fields of a record the worker did not verify (streams/signing)
+UNSIGNED: dict[str, Any] = {"key_id": None, "signature": None, "signed_digest": None}
 METRICS = (("METHANE", "PERCENT_VOL", 0.4), ("FLAMMABLE_GAS", "PERCENT_LEL", 8.0),
            ("CARBON_MONOXIDE", "PPM", 6.0), ("TEMPERATURE", "CELSIUS", 21.0))
 
@@ -38,7 +40,7 @@ def telemetry(offset: int, *, topic: str = "telemetry", partition: int = 0,
         "sent_at": t0 + offset * 1000 + readings, "received_at": t0 + offset * 1000 + 500,
         "sequence": offset, "readings_in": readings + duplicates + rejected,
         "duplicates": duplicates, "rejected": rejected,
-        **columnar(items), "tag": None,
+        **columnar(items), "tag": None, **UNSIGNED,
     }
 
 
@@ -64,6 +66,7 @@ def incident(offset: int, *, topic: str = "incidents", partition: int = 0,
         "farming_population": 0, "declared_response": None, "stable": False,
         "implied_response": None, "receipt_at": t0 + 3_000_400 + offset,
         "receipt_clock": "BROKER",
+        **UNSIGNED, "signed_value": None,
     }
 
 
@@ -77,7 +80,8 @@ def hazard(offset: int, *, topic: str = "hazards", partition: int = 0,
         "category": "electrical", "level": "MAJOR", "status": status, "found_at": t0,
         "rectification_deadline": deadline, "updated_at": t0 + version * 1000,
         "description": "exposed wiring", "received_at": t0 + version * 1000 + 50,
-        "duplicate": duplicate, "overdue": False, "flags": [],
+        "duplicate": duplicate, "overdue": False, "flags": [], **UNSIGNED,
+        "signed_value": None,
     }
 
 
@@ -108,5 +112,5 @@ def dead_letter(offset: int, *, topic: str = "telemetry", partition: int = 0,
         "key": b"gw-0001", "value": b"\x00\x00\x00\x00\x01\x02", "error_code": code,
         "error_message": f"{code}: test", "stage": stage, "record_index": record_index,
         "record_id": None if record_index is None else f"rd-{offset}-{record_index}",
-        "failed_at": t0 + offset, "tag": None,
+        "failed_at": t0 + offset, "tag": None, "key_id": None, "signature": None,
     }

@@ -131,12 +131,14 @@ def test_role_acls_follow_the_catalog_with_least_privilege() -> None:
                        ("telemetry", "heartbeats", "hazards")}
     assert ops("r", "regional") == {("WRITE", "literal", "p.incidents")}
     assert ops("a", "registrar") == {("WRITE", "literal", "p.enterprises"),
-                                     ("WRITE", "literal", "p.sensors")}
+                                     ("WRITE", "literal", "p.sensors"),
+                                     ("WRITE", "literal", "p.keys")}
     worker = ops("w", "worker")
     outputs = [t.name for t in default_catalog().worker_outputs()]
     assert {("WRITE", "literal", f"p.{n}") for n in outputs} <= worker
     assert ("READ", "literal", "p.telemetry") in worker
     assert ("READ", "literal", "p.sensors") in worker
+    assert ("READ", "literal", "p.keys") in worker
     assert not any(op == "WRITE" and name in ("p.telemetry", "p.sensors")
                    for op, _, name in worker)
     assert ("CREATE", "prefixed", "w-") in worker
