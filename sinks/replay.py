@@ -5,7 +5,8 @@ sensor registered late, a registry restored, a bug fixed): the source topic and 
 the bytes — the whole input message (Confluent-framed Avro) for a message rejected as a
 whole, or for one rejected reading the reading alone as a one-reading envelope in JSON.
 :func:`select` picks them by reason code, input topic and time range, one per distinct
-payload of an input message, oldest first.
+payload of an input message (the readings alone left out when the whole message is there
+too), oldest first.
 """
 
 from __future__ import annotations
@@ -69,8 +70,19 @@ FROM dead_letters WHERE {' AND '.join(where)}
 GROUP BY source_topic, source_partition, source_offset, key, value
 ORDER BY min(failed_at), source_topic, source_partition, source_offset
 LIMIT {int(limit)}""").rows
-    return [DeadLetterRow(str(t), int(p), int(o), bytes.fromhex(str(k)) or None,
-                          bytes.fromhex(str(v)), str(code),
-                          None if index is None else int(index), int(at), str(key_id),
-                          bytes.fromhex(str(signature)))
-            for t, p, o, k, v, code, index, at, key_id, signature in rows]
+    found = [DeadLetterRow(str(t), int(p), int(o), bytes.fromhex(str(k)) or None,
+                           bytes.fromhex(str(v)), str(code),
+                           None if index is None else int(index), int(at), str(key_id),
+                           bytes.fromhex(str(signature)))
+             for t, p, o, k, v, code, index, at, key_id, signature in rows]
+    return covered_left_out(found)
+
+
+def covered_left_out(rows: list[DeadLetterRow]) -> list[DeadLetterRow]:
+    """Without the readings alone of an input message whose whole bytes are also among
+    ``rows`` (a message with many rejected readings has the first of them alone and then
+    one dead letter with the whole message): the whole message carries them, and sending
+    them twice would leave a reading twice in a replay."""
+    whole = {(r.source_topic, r.source_partition, r.source_offset) for r in rows if r.framed}
+    return [r for r in rows if r.framed or
+            (r.source_topic, r.source_partition, r.source_offset) not in whole]

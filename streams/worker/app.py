@@ -187,6 +187,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         return out
 
     stalls = StallWatch()
+    starts: dict[Any, int | None] = {}      # partition -> its start, until it processes
     runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
                          lambda: int(app.consumer_generation_id or 0), start, stalls)
 
@@ -238,11 +239,17 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         if not tps:
             return
         highwaters = await app.consumer.highwaters(*tps)
+        # where a partition that has had nothing to process starts: asked once per
+        # assignment, for all such partitions in one call (a call crosses to the consumer's
+        # thread)
+        unknown = [tp for tp in tps if guard.next.get(tp) is None and tp not in starts]
+        if unknown:
+            starts.update(zip(unknown, await start(unknown), strict=True))
         now = time.monotonic()
         for tp in tps:
             position = guard.next.get(tp)
             if position is None:
-                position = (await start([tp]))[0]
+                position = starts.get(tp)
             high = highwaters.get(tp)
             if position is None or high is None:
                 continue
@@ -271,6 +278,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
             store.clear()
         pipeline.reset_partitions()
         guard.reset()
+        starts.clear()
         stalls.reset()
 
     async def recovered(sender_app: Any, *args: Any, signal: Any = None, **kwargs: Any) -> None:

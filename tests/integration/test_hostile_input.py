@@ -217,7 +217,8 @@ def test_a_burst_of_hostile_messages_stops_nothing(settings: Settings,
         time.sleep(5)
         assert q(s, "SELECT count() FROM readings WHERE sensor_id = 's-unregistered'") == [
             "9000"]
-        assert ebi(s, "reconcile").returncode == 0
+        done = ebi(s, "reconcile")
+        assert done.returncode == 0, done.stdout + done.stderr
     finally:
         sink.send_signal(signal.SIGTERM)
         code = sink.wait(60)

@@ -31,6 +31,7 @@ from schemas.codec import AvroSerializer, SerializationContext
 from streams import clients
 from streams.kafkaio import publish
 from streams.settings import Settings
+from streams.signing.signer import signer_for
 from streams.worker.app import changelog_topic
 from streams.worker.topics import ensure_topics
 from tests.integration.conftest import unique
@@ -126,8 +127,12 @@ def produce_with_time(s: Settings, item: tuple[str, str, dict[str, Any]], ts_ms:
     topic = s.topic(logical)
     data = AvroSerializer(clients.registry(s))(record, SerializationContext(
         topic, CATALOG.topic(logical).record))
+    signer = signer_for(s, clients.registry(s), CATALOG)     # signed like any bureau's
+    assert signer is not None
+    signer.prepare([item])
+    headers = signer.sign(logical, key.encode(), data, record)
     producer = clients.producer(s, **{"acks": "all"})
-    producer.produce(topic, value=data, key=key.encode(), timestamp=ts_ms)
+    producer.produce(topic, value=data, key=key.encode(), timestamp=ts_ms, headers=headers)
     assert producer.flush(30) == 0
 
 
