@@ -22,8 +22,10 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every scenario's readings (e.g. 0.1 for a smoke run)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="scenarios to run (b100 b10 b1 p1 w2 profile latency kafka)")
+    only = os.environ.get("EBI_BENCH_ONLY", "").replace(",", " ").split()
+    parser.add_argument("--only", nargs="*", default=only or None, metavar="NAME",
+                        help="scenarios to run (b100 b10 b1 p1 w2 profile workers1 workers2 "
+                        "workers3 latency kafka; default: EBI_BENCH_ONLY, else all)")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")
