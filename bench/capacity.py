@@ -11,8 +11,9 @@ this process, into
 
 Reported per setup: readings/s written (wall time of the writes), the CPU seconds per million
 readings of each server (during the run and 2 s after: merges) and of the sink's write path
-(this process, the writes only), and for the replicas how long after the start the second
-one held every row (it fetches the parts the first one wrote). Nothing else runs in the
+(this process, the writes only), the bytes a reading takes on disk (compressed, synthetic
+values: real ones vary more), and for the replicas how long after the start the second one
+held every row (it fetches the parts the first one wrote). Nothing else runs in the
 stack (no Kafka, no worker), so the figures are those of the store alone; docs/scaling.md
 turns them into a capacity model. Results: bench/results/capacity-latest.json.
 """
@@ -122,6 +123,11 @@ def measure(settings: Settings, readings: int, label: str) -> dict[str, Any]:
             time.sleep(0.2)
         out["replicated_after_s"] = round(time.monotonic() - started, 2)
     time.sleep(2)   # merges of the last parts
+    table = "readings_raw_local" if settings.clickhouse_replicas > 1 else "readings_raw"
+    size, rows = backend.query(
+        f"SELECT sum(bytes_on_disk), sum(rows) FROM system.parts WHERE active AND "
+        f"database = '{backend.config.database}' AND table = '{table}'").rows[0]
+    out["bytes_per_reading_on_disk"] = round(int(size) / max(int(rows), 1), 1)
     out["servers"] = {name: round((proc_usage(pid).cpu_s - before[name]) / readings * 1e6, 2)
                       for name, pid in pids.items()}
     out["server_cpu_s_per_m"] = round(sum(out["servers"].values()), 2)
