@@ -200,7 +200,11 @@ def migrate(backend: Backend, progress: Callable[[str], None] | None = None,
     (default: the same login on each server of the cluster)."""
     db = backend.config.database
     layout = Layout(backend.config.cluster)
-    backend.command(_migrations_table(db, layout))
+    # ON CLUSTER waits for every server: a sink starting while a replica is down must not
+    if not layout.replicated or not backend.query(
+            "SELECT count() FROM system.tables WHERE database = "
+            f"'{db}' AND name = 'schema_migrations'").scalar():
+        backend.command(_migrations_table(db, layout))
     report = MigrationReport()
     done = applied_versions(backend, db)
     steps = versioned_steps(db, backend.features, catalog, layout)

@@ -253,9 +253,10 @@ class Pipeline:
         return self._add(Process(f"worker-{instance}", ["worker"], env, self.log_dir))
 
     def sink(self, instance: str) -> Process:
+        """A sink; it runs its start-up migration, which on the migrated cluster issues no
+        DDL (ON CLUSTER would wait for a replica that is down)."""
         env = child_env(self.settings, "sink")
-        return self._add(Process(f"sink-{instance}", ["sink", "--no-migrate"], env,
-                                 self.log_dir))
+        return self._add(Process(f"sink-{instance}", ["sink"], env, self.log_dir))
 
     def simulator(self, seconds: float, rate: float, seed: int) -> Process:
         truth = self.log_dir / "truth.jsonl"

@@ -102,11 +102,29 @@ class ClusterBackend(FakeBackend):
         super().__init__(OLD)
         self.config = dataclasses.replace(self.config, kind="server", cluster="ebi", host=name)
         self.name = name
+        self.made = False
 
     def query(self, sql: str) -> QueryResult:
         if "system.clusters" in sql:
             return QueryResult(["host_name", "port"], [], [("ch1", 9000), ("ch2", 9000)])
+        if "system.tables" in sql:
+            return QueryResult(["count()"], [], [(1 if self.made else 0,)])
         return super().query(sql)
+
+    def command(self, sql: str) -> None:
+        super().command(sql)
+        self.made = self.made or "schema_migrations" in sql
+
+
+def test_a_second_migrate_on_a_cluster_issues_no_ddl() -> None:
+    """ON CLUSTER waits for every server: a sink starting with a replica down must not."""
+    backend = ClusterBackend()
+    migrate(backend, connect_host=lambda host, port: ClusterBackend(host))
+    backend.columns = {f"{t.name}_local": {n for n, _ in t.columns(OLD)}
+                       for t in table_specs().values()}
+    backend.commands.clear()
+    report = migrate(backend, connect_host=lambda host, port: ClusterBackend(host))
+    assert report.applied == [] and backend.commands == []
 
 
 def test_migrate_on_a_cluster_adds_a_column_on_cluster_then_on_every_server() -> None:
