@@ -44,3 +44,16 @@ def test_an_external_cluster_may_have_any_replication() -> None:
 def test_local_replicas_form_a_cluster_named_ebi_unless_named() -> None:
     assert Settings(clickhouse_replicas=2).clickhouse_cluster_name == "ebi"
     assert Settings(clickhouse_cluster="prod").clickhouse_cluster_name == "prod"
+
+
+def test_stack_up_with_brokers_replicates_unless_told_otherwise() -> None:
+    from streams.cli.stack import cluster_settings
+
+    three = cluster_settings(Settings(), 3, 2)
+    assert (three.kafka_brokers, three.topic_replication_factor,
+            three.topic_min_insync_replicas, three.clickhouse_replicas) == (3, 3, 2, 2)
+    five = cluster_settings(Settings(), 5)
+    assert (five.topic_replication_factor, five.topic_min_insync_replicas) == (3, 2)
+    told = Settings(kafka_bootstrap="x:1", topic_replication_factor=2)
+    assert cluster_settings(told, 3).topic_replication_factor == 2
+    assert cluster_settings(Settings(), None) == Settings()
