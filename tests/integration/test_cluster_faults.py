@@ -1,7 +1,8 @@
 """Past one machine, with faults: a 3-broker KRaft cluster (SASL_SSL/SCRAM, StandardAuthorizer,
 replication 3, min.insync.replicas 2, 12 partitions), two ClickHouse 18.16 replicas
 coordinated by ZooKeeper 3.8 (ReplicatedReplacingMergeTree under Distributed tables, made by
-``ebi migrate``), the registry; started once for this module's tests and shared.
+``ebi migrate``), the registry; started once for this module's tests and shared (the
+single-broker fixtures of conftest.py are not used here).
 
 Each test runs its own pipeline (topics, groups, database) with the simulator, the
 worker(s) and the sink(s) as real processes under their own principals, breaks one part
@@ -35,15 +36,21 @@ from tests.integration.cluster_kit import (
     start_cluster,
     under_replicated,
 )
+from tests.integration.conftest import leaked_passwords
 
 pytestmark = pytest.mark.integration
 RATE = 400.0        # readings/s: eight processes and six servers share two cores here
 SECONDS = 70.0
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    yield from start_cluster(Path(tmp_path_factory.mktemp("cluster")))
+    """Started once (the fault tests are all here) and stopped after them, so the rest of
+    the session does not share two cores with three idle brokers."""
+    data_dir = Path(tmp_path_factory.mktemp("cluster"))
+    yield from start_cluster(data_dir)
+    leaked = leaked_passwords(data_dir)
+    assert not leaked, f"generated passwords appear in logs: {leaked}"
 
 
 def _all_topics(pipeline: Pipeline) -> list[str]:
@@ -53,6 +60,18 @@ def _all_topics(pipeline: Pipeline) -> list[str]:
     catalog = default_catalog()
     return [s.topic(t.name) for t in catalog.all_topics()] + [
         changelog_topic(s, table) for table in catalog.state_groups()]
+
+
+def _faust_topics_replicated(pipeline: Pipeline) -> None:
+    """The topics faust creates itself (its assignor's) get the settings' replication."""
+    from streams import clients
+
+    meta = clients.admin(pipeline.settings).list_topics(timeout=10)
+    own = [name for name in meta.topics if name.startswith(f"{pipeline.settings.worker_id}-")
+           and "__assignor" in name]
+    assert own, f"faust created no topic of its own: {sorted(meta.topics)}"
+    for name in own:
+        assert {len(p.replicas) for p in meta.topics[name].partitions.values()} == {3}, name
 
 
 def _alive(*processes: Process) -> None:
@@ -103,6 +122,7 @@ def test_a_broker_killed_mid_stream_loses_nothing(cluster: Cluster) -> None:
         sink = pipeline.sink("0").start()
         simulator = pipeline.simulator(SECONDS, RATE, seed=41).start()
         _wait_for_traffic(pipeline, 500)
+        _faust_topics_replicated(pipeline)
         victim = 0    # the first bootstrap broker, also leader of a third of the partitions
         assert cluster.kafka.kill(victim)
         time.sleep(20)           # leaders move; the producer, worker and sink carry on
