@@ -22,17 +22,17 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0,
                         help="multiply every scenario's readings (e.g. 0.1 for a smoke run)")
-    parser.add_argument("--only", nargs="*", default=None, metavar="NAME",
-                        help="scenarios to run (b100 b10 b1 p1 w2 profile latency kafka "
-                        "nosig100 sig100 nosig10 sig10 sigcpu); also BENCH_ONLY=\"a b\"")
+    only = os.environ.get("EBI_BENCH_ONLY", "").replace(",", " ").split()
+    parser.add_argument("--only", nargs="*", default=only or None, metavar="NAME",
+                        help="scenarios to run (b100 b10 b1 p1 w2 profile workers1 workers2 "
+                        "workers3 latency kafka nosig100 sig100 nosig10 sig10 sigcpu; "
+                        "default: EBI_BENCH_ONLY, else all)")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")
     parser.add_argument("--keep-data", action="store_true",
                         help="keep the Kafka/ClickHouse data (about 1.5 GB; logs are always kept)")
     args = parser.parse_args(argv)
-    if args.only is None and os.environ.get("BENCH_ONLY", "").strip():
-        args.only = os.environ["BENCH_ONLY"].split()
     return args
 
 

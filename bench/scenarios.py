@@ -12,6 +12,9 @@ from bench import data, latency, pipeline, profile, report
 from bench.procs import Child, child_env
 from streams.settings import Settings
 
+WORKER_COUNTS = (1, 2, 3)
+SERVERS = ("clickhouse", "kafka")   # the stack's processes whose CPU a run also reports
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -44,7 +47,10 @@ def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list
             Scenario("profile", 100, n(400_000), profile=True),
             # the cost of record signing: the same traffic with signing and verification
             # off, then on, side by side (signing_* in latest.json)
-            *signing_pairs(n)]
+            *signing_pairs(n),
+            # 1, 2 and 3 workers of one group on 12 partitions (docs/scaling.md)
+            *(Scenario(f"workers{k}", 100, n(400_000), partitions=12, workers=k)
+              for k in WORKER_COUNTS)]
     return [s for s in all_ if only is None or s.name in only or (
         s.name == "warmup" and ("b100" in only or any(o in SIGNING for o in only))) or (
         s.sink_of and s.sink_of in only)]
@@ -78,6 +84,20 @@ def _profiler(results: Path, name: str, spies: list[Any]) -> Any:
     return start
 
 
+def _server_cpu(base: Settings, since: dict[str, float] | None = None) -> dict[str, float]:
+    """CPU seconds of the stack's own servers (from their pid files), minus ``since``."""
+    from bench.measure import proc_usage
+
+    out = {}
+    for name in SERVERS:
+        try:
+            pid = int((base.run_dir / f"{name}.pid").read_text().strip())
+            out[name] = proc_usage(pid).cpu_s - (since or {}).get(name, 0.0)
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
     settings = _settings(base, s)
     log_dir = base.log_dir / "bench"
@@ -97,9 +117,13 @@ def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
     time.sleep(2)
     spies: list[Any] = []
     hook = _profiler(results, s.name, spies) if s.profile else None
+    servers = _server_cpu(base)
     run = pipeline.full(settings, s.name, pub.readings, log_dir, workers=s.workers,
                         on_first=hook, verify=s.signed)
     out["full"] = run.as_dict()
+    out["servers"] = {name: {"cpu_s": round(cpu, 2),
+                             "cpu_s_per_m": round(cpu / max(run.visible, 1) * 1e6, 2)}
+                      for name, cpu in _server_cpu(base, servers).items()}
     out["loadavg_after"] = [round(x, 2) for x in os.getloadavg()]
     print(f"bench {s.name}: full pipeline {run.readings_per_s:,.0f} readings/s "
           f"({run.visible:,}/{pub.readings:,} in {run.total_s:.1f} s)", flush=True)
@@ -228,6 +252,7 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
     out["signing_ratio_batch100"] = out["signing"]["ratio_signed_to_unsigned_batch100"]
     out["signing_ratio_batch10"] = out["signing"]["ratio_signed_to_unsigned_batch10"]
     # goals as ratios measured in this run (absolute figures do not survive a change of machine)
+    out["scaling_workers"] = scaling_workers(result)
     out["targets"] = {
         "batch100_at_least_0.9x": (out["ratio_to_baseline_batch100"] or 0) >= 0.9,
         "batch10_at_least_0.5x": (out["ratio_to_baseline_batch10"] or 0) >= 0.5,
@@ -255,6 +280,39 @@ def signing(result: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def scaling_workers(result: dict[str, Any]) -> dict[str, Any]:
+    """Readings/s of 1, 2 and 3 workers on 12 partitions, and what one core of each process
+    does (from its CPU seconds per million readings)."""
+    out: dict[str, Any] = {"partitions": 12, "cores": os.cpu_count()}
+    one = _rate(result, "workers1")
+    for k in WORKER_COUNTS:
+        rate = _rate(result, f"workers{k}")
+        out[f"workers_{k}"] = rate
+        if k > 1:
+            out[f"x_1_to_{k}_workers"] = report.ratio(rate or 0.0, one or 0.0)
+    per_core: dict[str, float | None] = {}
+    for k in WORKER_COUNTS:
+        sc = result.get("scenarios", {}).get(f"workers{k}", {})
+        usage = sc.get("full", {}).get("usage", {})
+        workers = [u["cpu_s_per_m"] for name, u in usage.items()
+                   if "-worker" in name and u.get("cpu_s_per_m")]
+        sinks = [u["cpu_s_per_m"] for name, u in usage.items()
+                 if name.endswith("-sink") and u.get("cpu_s_per_m")]
+        if workers:   # the group's CPU per million readings, over its workers
+            per_core[f"worker_readings_per_core_s_{k}"] = round(1e6 / sum(workers), 0)
+        if sinks:
+            per_core[f"sink_readings_per_core_s_{k}"] = round(1e6 / sum(sinks), 0)
+        ch = sc.get("servers", {}).get("clickhouse", {}).get("cpu_s_per_m")
+        if ch:
+            per_core[f"clickhouse_rows_per_core_s_{k}"] = round(1e6 / ch, 0)
+    out["per_core"] = per_core
+    cores = os.cpu_count() or 1
+    out["note"] = (f"{cores} cores shared by Kafka, ClickHouse, the registry, the sink and "
+                   "the workers: past the cores there is nothing to scale onto; the per-core "
+                   "figures (CPU seconds per million readings) are what carries over")
+    return out
+
+
 def summary(result: dict[str, Any]) -> str:
     rows = []
     for sc in result.get("scenarios", {}).values():
@@ -275,6 +333,8 @@ def summary(result: dict[str, Any]) -> str:
             lines.append(f"  {stage}: {q}")
     if "kafka_engine" in result:
         lines.append(f"ClickHouse Kafka engine: {result['kafka_engine']}")
+    if result.get("scaling_workers", {}).get("workers_1") is not None:
+        lines.append(f"workers on 12 partitions: {result['scaling_workers']}")
     lines.append(f"targets: {result.get('targets')}")
     if result.get("signing"):
         lines.append(f"signing: {result.get('signing')}")

@@ -6,6 +6,11 @@ backend's only method, ``write(batch)``, and returns the offsets to commit (last
 per partition), which the caller commits only then. A backend that cannot write now raises
 :class:`BackpressureError`: nothing is dropped, the caller pauses the partitions and calls
 ``flush()`` again after ``retry_after`` seconds.
+
+A retry is the same batch: the records of the failed attempt and its ``stamp_ms`` (the
+backend's version and insert time), nothing added in the meantime, so a replicated store
+recognises blocks it already took (ClickHouse's block deduplication). Records buffered
+since then go in the next batch.
 """
 
 from __future__ import annotations
@@ -39,9 +44,15 @@ class PartitionBatch:
     rows: int = 0
 
 
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
 @dataclass(frozen=True)
 class Batch:
     partitions: list[PartitionBatch]
+    # when the batch was first written (ms): a retry carries the same stamp
+    stamp_ms: int = field(default_factory=_now_ms)
 
     @property
     def rows(self) -> int:
@@ -61,6 +72,7 @@ class BatchingSink(ABC):
         self.clock = clock
         self._buffers: dict[TopicPartition, PartitionBatch] = {}
         self.buffered_rows = 0
+        self._held: Batch | None = None    # a batch whose write failed: the next to write
 
     def add(self, record: Any, topic: str, partition: int, offset: int, rows: int = 1) -> None:
         key = (topic, partition)
@@ -93,23 +105,50 @@ class BatchingSink(ABC):
         return any(b.records for b in self._buffers.values())
 
     def flush(self) -> dict[TopicPartition, int]:
-        """Write everything buffered; return {(topic, partition): offset to commit}.
-        Raises :class:`BackpressureError` with the buffers kept."""
-        batches = [b for b in self._buffers.values() if b.records]
-        if not batches:
+        """Write everything buffered (or, after a failure, exactly the batch that failed);
+        return {(topic, partition): offset to commit}. Raises :class:`BackpressureError`
+        with the buffers kept."""
+        batch = self._held or self._snapshot()
+        if batch is None:
             return {}
-        self.write(Batch(batches))
-        commits = {(b.topic, b.partition): b.last_offset + 1 for b in batches}
-        for key in commits:
-            self._buffers.pop(key, None)
+        try:
+            self.write(batch)
+        except BackpressureError:
+            self._held = batch
+            raise
+        self._held = None
+        commits = {}
+        for part in batch.partitions:
+            key = (part.topic, part.partition)
+            commits[key] = part.last_offset + 1
+            buf = self._buffers.get(key)
+            if buf is None:
+                continue
+            del buf.records[:len(part.records)]     # written; later records stay
+            buf.rows -= part.rows
+            if buf.records:   # waiting since before the write: due at once
+                buf.first_offset = part.last_offset + 1
+            else:
+                self._buffers.pop(key)
         self.buffered_rows = sum(b.rows for b in self._buffers.values())
         return commits
+
+    def _snapshot(self) -> Batch | None:
+        """The buffered records as a batch of their own (later adds do not change it)."""
+        parts = [PartitionBatch(b.topic, b.partition, b.started, list(b.records),
+                                b.last_offset, b.first_offset, b.rows)
+                 for b in self._buffers.values() if b.records]
+        return Batch(parts) if parts else None
 
     def drop(self, topic: str, partition: int) -> None:
         """Forget a partition's buffer (it was revoked; its new owner re-reads it)."""
         buf = self._buffers.pop((topic, partition), None)
         if buf is not None:
             self.buffered_rows -= buf.rows
+        held = self._held
+        if held is not None:
+            rest = [p for p in held.partitions if (p.topic, p.partition) != (topic, partition)]
+            self._held = Batch(rest, held.stamp_ms) if rest else None
 
     @abstractmethod
     def write(self, batch: Batch) -> None:

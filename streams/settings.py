@@ -173,6 +173,44 @@ class Settings:
     # Tests: a service that cannot start fails the run instead of skipping.
     require_services: bool = False
     log_level: str = "WARNING"
+    # -- past one machine (docs/scaling.md) -----------------------------------------------
+    # Replicas of every topic ebi creates (the catalog's, faust's changelogs) and the
+    # in-sync replicas a write with acks=all needs (min.insync.replicas). Partitions:
+    # topic_partitions, or a topic's own count in the catalog.
+    topic_replication_factor: int = 1
+    topic_min_insync_replicas: int = 1
+    # Brokers the local stack starts (KRaft, each broker and controller); broker i (from 0)
+    # listens on kafka_port, kafka_broker_port, kafka_controller_port + i * kafka_port_step
+    # and keeps its data in data_dir/kafka (i = 0) or data_dir/kafka-<i+1>.
+    kafka_brokers: int = 1
+    kafka_port_step: int = 10
+    # The ClickHouse cluster (a remote_servers name) the tables are replicated across:
+    # `ebi migrate` then makes Replicated*MergeTree tables (<name>_local) under Distributed
+    # ones (<name>) ON CLUSTER; empty: one server, plain tables. clickhouse_replicas > 1:
+    # the local stack starts that many clickhouse-server replicas (replica i on the ports
+    # + i * clickhouse_port_step) and ZooKeeper, as cluster clickhouse_cluster or "ebi".
+    clickhouse_cluster: str = ""
+    clickhouse_replicas: int = 1
+    clickhouse_port_step: int = 10
+    clickhouse_interserver_port: int = 19009
+    zookeeper_port: int = 12181
+
+    def __post_init__(self) -> None:
+        checks = (
+            (self.topic_replication_factor >= 1, "topic_replication_factor must be >= 1"),
+            (1 <= self.topic_min_insync_replicas <= self.topic_replication_factor,
+             f"topic_min_insync_replicas ({self.topic_min_insync_replicas}) must be between 1 "
+             f"and topic_replication_factor ({self.topic_replication_factor})"),
+            (self.kafka_brokers >= 1, "kafka_brokers must be >= 1"),
+            (self.kafka_bootstrap or self.topic_replication_factor <= self.kafka_brokers,
+             f"topic_replication_factor ({self.topic_replication_factor}) is more than the "
+             f"local stack's kafka_brokers ({self.kafka_brokers}); start more brokers "
+             "(EBI_KAFKA_BROKERS) or lower the replication"),
+            (self.clickhouse_replicas >= 1, "clickhouse_replicas must be >= 1"),
+        )
+        wrong = [why for ok, why in checks if not ok]
+        if wrong:
+            raise SettingsError("; ".join(wrong))
 
     # -- derived values -------------------------------------------------------------
     @property
@@ -185,7 +223,15 @@ class Settings:
 
     @property
     def bootstrap(self) -> str:
-        return self.kafka_bootstrap or f"127.0.0.1:{self.kafka_port}"
+        """The given bootstrap servers, or every broker of the local stack."""
+        return self.kafka_bootstrap or ",".join(
+            f"127.0.0.1:{self.kafka_port + i * self.kafka_port_step}"
+            for i in range(self.kafka_brokers))
+
+    @property
+    def clickhouse_cluster_name(self) -> str:
+        """The cluster the tables are replicated across ("" for one server)."""
+        return self.clickhouse_cluster or ("ebi" if self.clickhouse_replicas > 1 else "")
 
     @property
     def registry_url(self) -> str:

@@ -161,6 +161,7 @@ DEAD_LETTERS = Output(
           order_by=("source_topic", "source_partition", "source_offset", "stage",
                     "ifNull(record_index, -1)"),
           event_time="failed_at", views=(View("dead_letters"),),
+          shard_by=("source_topic", "source_partition", "source_offset"),
           doc="Inputs the pipeline rejected (decode, validate) and rows ClickHouse rejected "
               "(sink)."))
 

@@ -29,13 +29,16 @@ class Topic:
     """A Kafka topic: logical name (the deployment adds its prefix), the Avro record it
     carries and the record field that keys it ("" for none). ``receipt_time``: the broker
     stamps each message with its own receipt time (``message.timestamp.type=LogAppendTime``),
-    so a sender cannot set the time its message reached the platform."""
+    so a sender cannot set the time its message reached the platform. ``partitions``: its
+    own partition count, 0 for the deployment's ``topic_partitions`` (inputs sharing a state
+    table must agree)."""
 
     name: str
     record: str
     key: str = ""
     compacted: bool = False
     receipt_time: bool = False
+    partitions: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,7 +63,10 @@ class Table:
     entry); ``row_id`` names the per-row id: of a record marked ``recheck`` (its rows may be
     stored already) the sink stores only rows whose id the table does not hold yet.
     ``skip``: fields not stored. ``event_time``: the field the end-to-end latency is
-    measured from. ``views``: analyst views over the table."""
+    measured from. ``views``: analyst views over the table. ``shard_by``: the columns whose
+    hash picks a row's shard on a ClickHouse cluster (rows that replace each other, and the
+    versions a ``latest_by`` view chooses from, must share one); () for the first order-by
+    column."""
 
     name: str
     order_by: tuple[str, ...]
@@ -72,6 +78,7 @@ class Table:
     event_time: str = ""
     views: tuple[View, ...] = ()
     doc: str = ""
+    shard_by: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -266,6 +273,13 @@ class Catalog:
         if signed and self.signing_keys is None:
             raise ValueError(f"catalog: {', '.join(signed)} are signed but no reference type "
                              "holds the signing keys (Reference table 'keys')")
+        for state, kinds in self.state_groups().items():
+            counts = {k.input.partitions for k in kinds}
+            if len(counts) > 1:
+                raise ValueError(f"catalog: the inputs of state table {state} are "
+                                 "co-partitioned, so their partition counts must agree: "
+                                 + ", ".join(f"{k.input.name} {k.input.partitions or 'default'}"
+                                             for k in kinds))
 
     # -- record types ---------------------------------------------------------------------
     def type(self, name: str) -> RecordType:

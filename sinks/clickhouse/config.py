@@ -1,5 +1,11 @@
 """Where ClickHouse is: ``clickhouse://[user[:password]@]host[:port]/database`` (native
-protocol, clickhouse-driver) or ``chdb:///path/to/dir[?database=name]`` (embedded chdb)."""
+protocol, clickhouse-driver) or ``chdb:///path/to/dir[?database=name]`` (embedded chdb).
+
+A server URL may name more servers and a cluster: ``?alt_hosts=host:port,host:port`` (the
+other replicas, tried in turn when the first does not answer) and ``?cluster=name`` (the
+tables are replicated across that cluster of the servers' ``remote_servers``:
+:mod:`sinks.clickhouse.migrations`). :func:`login_url` adds both from the settings
+(``clickhouse_cluster``, the local stack's replicas)."""
 
 from __future__ import annotations
 
@@ -32,13 +38,19 @@ class ClickHouseConfig:
     path: Path | None = None  # chdb data directory
     connect_timeout: float = 3.0
     send_receive_timeout: float = 60.0
+    alt_hosts: tuple[tuple[str, int], ...] = ()   # other replicas to fail over to
+    cluster: str = ""         # tables replicated ON CLUSTER (empty: one server)
 
     @property
     def display(self) -> str:
         """The URL without a password (for messages and logs)."""
         if self.kind == "chdb":
             return f"chdb://{self.path}?database={self.database}"
-        return f"clickhouse://{self.host}:{self.port}/{self.database}"
+        more = ",".join(f"{h}:{p}" for h, p in self.alt_hosts)
+        query = "&".join(q for q in (f"alt_hosts={more}" if more else "",
+                                     f"cluster={self.cluster}" if self.cluster else "") if q)
+        return f"clickhouse://{self.host}:{self.port}/{self.database}" + (
+            f"?{query}" if query else "")
 
 
 def display_url(url: str) -> str:
@@ -53,7 +65,7 @@ def login_url(settings: Settings) -> str:
     carries a password: pass it to ``connect`` only, print :func:`display_url` of it."""
     from streams.credentials import clickhouse_login
 
-    url = settings.clickhouse
+    url = cluster_url(settings)
     parts = urlsplit(url)
     if parts.scheme not in ("clickhouse", "tcp") or (parts.username and
                                                       not settings.clickhouse_user):
@@ -65,6 +77,37 @@ def login_url(settings: Settings) -> str:
     userinfo = f"{quote(login.username, safe='')}:{quote(login.password.reveal(), safe='')}"
     return urlunsplit((parts.scheme, f"{userinfo}@{host}", parts.path, parts.query,
                        parts.fragment))
+
+
+def cluster_url(settings: Settings) -> str:
+    """``settings.clickhouse`` with ``cluster=`` (``clickhouse_cluster_name``) and, for the
+    local stack's own replicas, ``alt_hosts=`` (the other replicas) when it has none."""
+    url = settings.clickhouse
+    parts = urlsplit(url)
+    cluster = settings.clickhouse_cluster_name
+    if parts.scheme not in ("clickhouse", "tcp") or not cluster:
+        return url
+    query = parse_qs(parts.query)
+    query.setdefault("cluster", [cluster])
+    local = parts.hostname in ("127.0.0.1", "localhost") and \
+        (parts.port or DEFAULT_PORT) == settings.clickhouse_tcp_port
+    if local and settings.clickhouse_replicas > 1 and "alt_hosts" not in query:
+        step = settings.clickhouse_port_step
+        query["alt_hosts"] = [",".join(
+            f"{parts.hostname}:{settings.clickhouse_tcp_port + i * step}"
+            for i in range(1, settings.clickhouse_replicas))]
+    text = "&".join(f"{k}={v[-1]}" for k, v in query.items())
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, text, parts.fragment))
+
+
+def _hosts(text: str, url: str) -> tuple[tuple[str, int], ...]:
+    out = []
+    for item in filter(None, (h.strip() for h in text.split(","))):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ConfigError(f"{url!r}: alt_hosts entry {item!r} is not host:port")
+        out.append((host, int(port)))
+    return tuple(out)
 
 
 def parse_url(url: str) -> ClickHouseConfig:
@@ -93,11 +136,15 @@ def _parse_url(url: str) -> ClickHouseConfig:
             port = parts.port or DEFAULT_PORT
         except ValueError as exc:
             raise ConfigError(f"{url!r}: bad port ({exc})") from None
+        cluster = query.get("cluster", "")
+        if cluster and not cluster.replace("_", "").replace("-", "").isalnum():
+            raise ConfigError(f"{url!r}: cluster name {cluster!r} must be letters, digits, _, -")
         return ClickHouseConfig(
             "server", database, host=parts.hostname, port=port,
             user=unquote(parts.username or "default"), password=unquote(parts.password or ""),
             connect_timeout=float(query.get("connect_timeout", 3.0)),
             send_receive_timeout=float(query.get("send_receive_timeout", 60.0)),
+            alt_hosts=_hosts(query.get("alt_hosts", ""), url), cluster=cluster,
         )
     raise ConfigError(f"{url!r}: unknown scheme {parts.scheme!r}; expected "
                       "clickhouse://host:port/database or chdb:///path")

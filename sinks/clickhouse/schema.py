@@ -21,6 +21,7 @@ from schemas.catalog import default_catalog
 from schemas.catalog.model import Catalog, SchemaStore, Table
 from schemas.classification import INTERNAL_RULE, Rule, rule_of
 from sinks.clickhouse.backend import Features
+from sinks.clickhouse.cluster import Layout
 
 # Avro primitive -> ClickHouse type
 _PRIMITIVE = {"string": "String", "bytes": "String", "int": "Int32", "long": "Int64",
@@ -141,6 +142,14 @@ class TableSpec:
                 f"ENGINE = ReplacingMergeTree(_version){partition}\n"
                 f"ORDER BY ({', '.join(self.order_by)})")
 
+    def create_statements(self, database: str, features: Features,
+                          layout: Layout | None = None) -> tuple[str, ...]:
+        """The table's DDL: :meth:`create_sql` on one server; on a cluster the replicated
+        local table and the Distributed one (:mod:`sinks.clickhouse.cluster`)."""
+        layout = layout or Layout()
+        return layout.tables(self.create_sql(database, features), database, self.name,
+                             layout.shard_key(self.order_by, self.table.shard_by))
+
 
 def table_specs(catalog: Catalog | None = None) -> dict[str, TableSpec]:
     """Every table the sink writes, by name, in write order (dead letters last)."""
@@ -254,3 +263,19 @@ def ledger_sql(database: str) -> str:
     return (f"CREATE TABLE IF NOT EXISTS {database}.ledger (\n    {body}\n)\n"
             "ENGINE = ReplacingMergeTree(_version)\n"
             "ORDER BY (source_topic, source_partition, source_offset)")
+
+
+# On a cluster: rows that replace each other (the same input or clean coordinates) share
+# a shard.
+LEDGER_SHARD_BY = ("source_topic", "source_partition", "source_offset")
+CONSUMED_SHARD_BY = ("clean_topic", "clean_partition", "clean_offset")
+
+
+def ledger_statements(database: str, layout: Layout | None = None) -> tuple[str, ...]:
+    return (layout or Layout()).tables(ledger_sql(database), database, "ledger",
+                                       LEDGER_SHARD_BY)
+
+
+def consumed_statements(database: str, layout: Layout | None = None) -> tuple[str, ...]:
+    return (layout or Layout()).tables(consumed_sql(database), database, "consumed",
+                                       CONSUMED_SHARD_BY)

@@ -81,8 +81,9 @@ class ClickHouseSink(BatchingSink):
     # -- output ----------------------------------------------------------------------------
     def write(self, batch: Batch) -> None:
         envelopes = batch.records()
-        try:
-            self._write(envelopes)
+        stamp = batch.stamp_ms     # the same on every retry: identical blocks (replicas
+        try:                       # deduplicate a block they already have)
+            self._write(envelopes, stamp)
         except TransientError as exc:
             self.failures += 1
             raise BackpressureError(self._backoff(), str(exc)) from exc
@@ -96,29 +97,29 @@ class ClickHouseSink(BatchingSink):
                 self.failures += 1
                 raise BackpressureError(self._backoff(), f"{type(exc).__name__}: {exc}") \
                     from exc
-            self._write_isolating(envelopes)
+            self._write_isolating(envelopes, stamp)
         self.failures = 0
         self.poisoned = 0
 
     def _backoff(self) -> float:
         return min(self.retry.max_backoff, self.retry.backoff * 2 ** (self.failures - 1))
 
-    def _write_isolating(self, envelopes: list[Envelope]) -> None:
+    def _write_isolating(self, envelopes: list[Envelope], stamp: int) -> None:
         """Write in halves; an envelope that fails alone is quarantined."""
         try:
-            self._write(envelopes)
+            self._write(envelopes, stamp)
             return
         except ClickHouseError:
             raise
         except Exception as exc:
             if len(envelopes) == 1:
-                self._quarantine(envelopes[0], exc)
+                self._quarantine(envelopes[0], exc, stamp)
                 return
         mid = len(envelopes) // 2
-        self._write_isolating(envelopes[:mid])
-        self._write_isolating(envelopes[mid:])
+        self._write_isolating(envelopes[:mid], stamp)
+        self._write_isolating(envelopes[mid:], stamp)
 
-    def _quarantine(self, envelope: Envelope, exc: BaseException) -> None:
+    def _quarantine(self, envelope: Envelope, exc: BaseException, stamp: int) -> None:
         record = envelope.record
         src = record.get("source") if isinstance(record.get("source"), dict) else None
         where = (Source(src["topic"], src["partition"], src["offset"]) if src else
@@ -128,18 +129,19 @@ class ClickHouseSink(BatchingSink):
             where, None, text, "QUARANTINED",
             f"message on {envelope.topic}[{envelope.partition}]@{envelope.offset} set aside "
             f"after failing {self.poison_attempts} times: {type(exc).__name__}: {exc}",
-            "sink", time.time_ns() // 1_000_000, tag=record.get("tag"),
+            "sink", stamp, tag=record.get("tag"),
             record_index=record.get("record_index") if envelope.table == self.dead_table
             else None),
             envelope.topic, envelope.partition, envelope.offset, self.dead_table)
-        self._write([dead])
+        self._write([dead], stamp)
         self.metrics.quarantined.labels(stage="sink").inc()
         self.metrics.deadletter_writes.labels(stage="sink").inc()
         log.error("quarantined %s[%d]@%d: %s", envelope.topic, envelope.partition,
                   envelope.offset, exc)
 
-    def _write(self, envelopes: list[Envelope]) -> None:
-        version = time.time_ns() // 1_000_000
+    def _write(self, envelopes: list[Envelope], stamp: int) -> None:
+        """Write the envelopes; every value derived from the clock comes from ``stamp``."""
+        version = stamp
         now_s = version // 1000
         sources = [self.ledger.source_of(e) for e in envelopes]
         recorded = self._call("ledger", lambda: already_recorded(
@@ -176,7 +178,7 @@ class ClickHouseSink(BatchingSink):
             bad = self._insert_isolating("ledger", cols, LEDGER_TYPES, 0, len(ledgered))
             if bad:
                 self._insert_table(self.dead_table, [
-                    self._ledger_rejected(ledgered[row], error) for row, error in bad],
+                    self._ledger_rejected(ledgered[row], error, version) for row, error in bad],
                     version, now_s, rejected)
         self._call("consumed", lambda: self.backend.insert("consumed", {
             "clean_topic": [e.topic for e in envelopes],
@@ -185,7 +187,7 @@ class ClickHouseSink(BatchingSink):
             "stored_in": [e.table for e in envelopes],
             "inserted_at": [now_s] * len(envelopes)}, CONSUMED_TYPES))
 
-    def _ledger_rejected(self, envelope: Envelope, error: str) -> Envelope:
+    def _ledger_rejected(self, envelope: Envelope, error: str, stamp: int) -> Envelope:
         """A dead letter for an envelope whose ledger row ClickHouse rejected for good (its
         data rows are in; ``ebi reconcile`` shows the offset as a gap, explained here)."""
         src = envelope.record["source"]
@@ -193,7 +195,7 @@ class ClickHouseSink(BatchingSink):
             Source(src["topic"], src["partition"], src["offset"]), None, b"",
             "LEDGER_REJECTED", f"ClickHouse rejected the ledger row of "
             f"{envelope.topic}[{envelope.partition}]@{envelope.offset}: {error}", "sink",
-            time.time_ns() // 1_000_000, tag=envelope.record.get("tag")),
+            stamp, tag=envelope.record.get("tag")),
             envelope.topic, envelope.partition, envelope.offset, self.dead_table)
 
     def _recheck(self, envelopes: list[Envelope]) -> list[Envelope]:
@@ -229,7 +231,7 @@ class ClickHouseSink(BatchingSink):
         if not bad:
             return []
         m.sink_errors.labels(table=table, kind="permanent").inc(len(bad))
-        return self._rejected(table, envelopes, cols, bad, rejected)
+        return self._rejected(table, envelopes, cols, bad, rejected, version)
 
     def _insert_isolating(self, table: str, cols: Columns, types: dict[str, str],
                           start: int, stop: int) -> list[tuple[int, str]]:
@@ -274,7 +276,8 @@ class ClickHouseSink(BatchingSink):
                 hist.observe(max(0.0, (now_ms - at) / 1000))
 
     def _rejected(self, table: str, envelopes: list[Envelope], cols: Columns,
-                  bad: list[tuple[int, str]], rejected: dict[int, int]) -> list[Envelope]:
+                  bad: list[tuple[int, str]], rejected: dict[int, int],
+                  stamp: int) -> list[Envelope]:
         owners: list[tuple[Envelope, int | None]] = []
         columnar = self.specs[table].columnar
         for e in envelopes:
@@ -295,7 +298,7 @@ class ClickHouseSink(BatchingSink):
             out.append(Envelope(dead_letter(
                 where, None, json.dumps(values).encode(), "SINK_REJECTED",
                 f"ClickHouse rejected the row for {table}: {error}", "sink",
-                time.time_ns() // 1_000_000, record_index=index,
+                stamp, record_index=index,
                 record_id=None if record_id is None else str(record_id),
                 tag=envelope.record.get("tag")),
                 envelope.topic, envelope.partition, envelope.offset, self.dead_table))

@@ -361,14 +361,15 @@ def apply(backend: Backend, declaration: Declaration, settings: Settings,
 
 
 def write_users(settings: Settings, declaration: Declaration, database: str) -> Path | None:
-    """For the stack's own server: its users.xml from the declaration (the server reloads
-    it within seconds); None for any other server."""
+    """For the stack's own server (each of its replicas): its users.xml from the
+    declaration (the server reloads it within seconds); None for any other server."""
     from streams.stack.clickhouse import ClickHouseServer
 
-    server = ClickHouseServer(settings)
-    if not server.managed:
+    servers = [ClickHouseServer(settings, i) for i in range(settings.clickhouse_replicas)]
+    if not servers[0].managed:
         return None
-    return server.write_users(declaration, database)
+    paths = [server.write_users(declaration, database) for server in servers]
+    return paths[0]
 
 
 def describe(declaration: Declaration) -> list[str]:

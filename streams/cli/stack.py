@@ -16,6 +16,28 @@ from streams.stack import Stack
 
 def add(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=["up", "down", "status"])
+    parser.add_argument("--brokers", type=int, default=None, metavar="N",
+                        help="Kafka brokers of the local stack (setting kafka_brokers); with "
+                        "more than one and topic_replication_factor left at 1, topics get "
+                        "min(N, 3) replicas and min.insync.replicas one less")
+    parser.add_argument("--clickhouse-replicas", type=int, default=None, metavar="N",
+                        help="clickhouse-server replicas of the local stack, with ZooKeeper "
+                        "(setting clickhouse_replicas)")
+
+
+def cluster_settings(settings: Settings, brokers: int | None,
+                     clickhouse_replicas: int | None = None) -> Settings:
+    """``settings`` with the local stack's broker and replica counts of the command line."""
+    changes: dict[str, object] = {}
+    if brokers is not None:
+        changes["kafka_brokers"] = brokers
+        if brokers > 1 and settings.topic_replication_factor == 1:
+            replicas = min(brokers, 3)
+            changes.update(topic_replication_factor=replicas,
+                           topic_min_insync_replicas=max(1, replicas - 1))
+    if clickhouse_replicas is not None:
+        changes["clickhouse_replicas"] = clickhouse_replicas
+    return settings.replace(**changes) if changes else settings
 
 
 def dev_keyring_line(settings: Settings) -> str:
@@ -31,6 +53,8 @@ def dev_keyring_line(settings: Settings) -> str:
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
+    settings = cluster_settings(settings, getattr(args, "brokers", None),
+                                getattr(args, "clickhouse_replicas", None))
     stack = Stack(settings)
     if args.action == "up":
         stack.up()

@@ -1,4 +1,5 @@
-"""Apache Kafka, single node in KRaft mode, from Maven Central jars.
+"""Apache Kafka in KRaft mode from Maven Central jars: one node, or ``kafka_brokers`` nodes
+each with the broker and controller roles (a quorum of all of them).
 
 Secure by default (``kafka_security = "sasl_ssl"``), three listeners on loopback:
 
@@ -14,25 +15,39 @@ Secure by default (``kafka_security = "sasl_ssl"``), three listeners on loopback
 ``StandardAuthorizer`` with ``allow.everyone.if.no.acl.found=false``; super users: ``admin``
 and the broker. ``kafka_security = "plaintext"`` (development only) starts the broker as it
 was before: PLAINTEXT, no authentication, no authorizer.
+
+Several brokers: node i (from 0) has the ports + i * ``kafka_port_step`` and its own data
+directory (``data_dir/kafka`` for node 0, ``data_dir/kafka-<i+1>``), all on loopback, all
+with the one broker certificate. Every node is formatted with the same cluster id and the
+SCRAM credentials of every principal (``--add-scram`` in an argument file readable by the
+owner only, salted: no password on a command line), so the users exist from the first
+controller election on; the internal topics get ``min(3, brokers)`` replicas. A data
+directory formatted for another number of brokers is refused (its quorum is fixed).
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import secrets
 import subprocess
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from streams import clients
 from streams.credentials import scrub
 from streams.settings import PROJECT_ROOT, Settings
 from streams.stack.java import java_binary, resolve_classpath
-from streams.stack.pki import BROKER_PRINCIPAL, Pki, ensure_credentials, ensure_pki
+from streams.stack.pki import BROKER_PRINCIPAL, Pki, ensure_credentials, ensure_pki, write_private
 from streams.stack.process import ManagedProcess, StackError, require_port, wait_until
 
 POM = PROJECT_ROOT / "deploy" / "kafka" / "pom.xml"
 LOG4J = PROJECT_ROOT / "deploy" / "kafka" / "log4j.properties"
 ADMIN = "admin"
 SCRAM_ITERATIONS = 8192
+MAX_NODES = 16   # `ebi stack down` looks this far for nodes of a larger cluster
 
 
 def kafka_ready(settings: Settings, timeout: float = 2.0,
@@ -51,10 +66,11 @@ def kafka_ready(settings: Settings, timeout: float = 2.0,
         return False
 
 
-def broker_admin_config(settings: Settings, pki: Pki) -> dict[str, Any]:
-    """An admin client on the local broker's INTERNAL listener, authenticated by the
+def broker_admin_config(settings: Settings, pki: Pki, node: int = 0) -> dict[str, Any]:
+    """An admin client on a local broker's INTERNAL listener, authenticated by the
     broker's own certificate (for the stack's bootstrap steps only)."""
-    return {"bootstrap.servers": f"127.0.0.1:{settings.kafka_broker_port}",
+    port = settings.kafka_broker_port + node * settings.kafka_port_step
+    return {"bootstrap.servers": f"127.0.0.1:{port}",
             "security.protocol": "SSL", "ssl.ca.location": str(pki.ca),
             "ssl.certificate.location": str(pki.cert("kafka")),
             "ssl.key.location": str(pki.key("kafka")),
@@ -101,41 +117,85 @@ class _Quiet:
 _quiet = _Quiet()
 
 
-class Kafka:
-    name = "kafka"
+def scram_argument(user: str, password: str, mechanism: str = "SCRAM-SHA-512",
+                   iterations: int = SCRAM_ITERATIONS, salt: bytes | None = None) -> str:
+    """``kafka-storage format --add-scram`` value for ``user``: the salted password (RFC 5802
+    Hi(), i.e. PBKDF2-HMAC), never the password itself."""
+    salt = salt if salt is not None else secrets.token_bytes(32)
+    digest = "sha512" if mechanism == "SCRAM-SHA-512" else "sha256"
+    salted = hashlib.pbkdf2_hmac(digest, password.encode(), salt, iterations)
+    return (f"{mechanism}=[name={user},iterations={iterations},"
+            f'salt="{base64.b64encode(salt).decode()}",'
+            f'saltedpassword="{base64.b64encode(salted).decode()}"]')
 
-    @property
-    def managed(self) -> bool:
-        return not self.settings.kafka_bootstrap
+
+@dataclass(frozen=True)
+class Ports:
+    client: int
+    internal: int
+    controller: int
+
+
+def node_ports(settings: Settings, node: int) -> Ports:
+    step = node * settings.kafka_port_step
+    return Ports(settings.kafka_port + step, settings.kafka_broker_port + step,
+                 settings.kafka_controller_port + step)
+
+
+class KafkaNode:
+    """One node of the local cluster (broker and controller): its files and its process."""
+
+    def __init__(self, settings: Settings, index: int) -> None:
+        self.settings = settings
+        self.index = index
+        self.node_id = index + 1
+        self.ports = node_ports(settings, index)
+        self.dir = settings.data_dir / ("kafka" if index == 0 else f"kafka-{index + 1}")
+        name = "kafka" if index == 0 else f"kafka-{index + 1}"
+        self.config = self.dir / "server.properties"
+        self.proc = ManagedProcess(name, settings.run_dir, settings.log_dir / f"{name}.log",
+                                   marker=str(self.config))
 
     @property
     def address(self) -> str:
-        return self.settings.bootstrap
+        return f"127.0.0.1:{self.ports.client}"
 
     @property
-    def secure(self) -> bool:
-        return self.settings.kafka_security != "plaintext"
+    def formatted(self) -> bool:
+        return (self.dir / "data" / "meta.properties").exists()
 
-    def healthy(self) -> bool:
-        return kafka_ready(self.settings)
+    def cluster_id(self) -> str | None:
+        try:
+            for line in (self.dir / "data" / "meta.properties").read_text().splitlines():
+                if line.startswith("cluster.id="):
+                    return line.split("=", 1)[1].strip()
+        except OSError:
+            return None
+        return None
 
-    def _listeners(self, pki: Pki | None) -> list[str]:
-        s = self.settings
+    def require_ports(self, secure: bool) -> None:
+        what = "Kafka" if self.index == 0 else f"Kafka broker {self.node_id}"
+        require_port(self.ports.client, what, "EBI_KAFKA_PORT")
+        require_port(self.ports.controller, f"{what} controller", "EBI_KAFKA_CONTROLLER_PORT")
+        if secure:
+            require_port(self.ports.internal, f"{what} inter-broker listener",
+                         "EBI_KAFKA_BROKER_PORT")
+
+    def listeners(self, pki: Pki | None) -> list[str]:
+        p = self.ports
         if pki is None:
             return [
-                f"listeners=PLAINTEXT://127.0.0.1:{s.kafka_port},"
-                f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-                f"advertised.listeners=PLAINTEXT://127.0.0.1:{s.kafka_port}",
+                f"listeners=PLAINTEXT://127.0.0.1:{p.client},CONTROLLER://127.0.0.1:{p.controller}",
+                f"advertised.listeners=PLAINTEXT://127.0.0.1:{p.client}",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
                 "controller.listener.names=CONTROLLER",
             ]
         return [
-            f"listeners=CLIENT://127.0.0.1:{s.kafka_port},"
-            f"INTERNAL://127.0.0.1:{s.kafka_broker_port},"
-            f"CONTROLLER://127.0.0.1:{s.kafka_controller_port}",
-            f"advertised.listeners=CLIENT://127.0.0.1:{s.kafka_port},"
-            f"INTERNAL://127.0.0.1:{s.kafka_broker_port}",
+            f"listeners=CLIENT://127.0.0.1:{p.client},INTERNAL://127.0.0.1:{p.internal},"
+            f"CONTROLLER://127.0.0.1:{p.controller}",
+            f"advertised.listeners=CLIENT://127.0.0.1:{p.client},"
+            f"INTERNAL://127.0.0.1:{p.internal}",
             "listener.security.protocol.map=CLIENT:SASL_SSL,INTERNAL:SSL,CONTROLLER:SSL",
             "inter.broker.listener.name=INTERNAL",
             "controller.listener.names=CONTROLLER",
@@ -157,37 +217,106 @@ class Kafka:
             f"super.users=User:{ADMIN};{BROKER_PRINCIPAL}",
         ]
 
-    def _properties(self, pki: Pki | None = None) -> str:
+    def properties(self, pki: Pki | None = None) -> str:
         s = self.settings
+        brokers = s.kafka_brokers
+        voters = ",".join(f"{i + 1}@127.0.0.1:{node_ports(s, i).controller}"
+                          for i in range(brokers))
+        internal_rf = min(3, brokers)
+        replication = [
+            f"offsets.topic.replication.factor={internal_rf}",
+            "offsets.topic.num.partitions=4",
+            f"transaction.state.log.replication.factor={internal_rf}",
+            f"transaction.state.log.min.isr={min(2, internal_rf)}",
+        ]
+        if brokers > 1:   # a single node keeps the broker defaults it always had
+            replication += [
+                f"default.replication.factor={s.topic_replication_factor}",
+                f"min.insync.replicas={s.topic_min_insync_replicas}",
+                "unclean.leader.election.enable=false",
+            ]
         return "\n".join([
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{s.kafka_controller_port}",
-            *self._listeners(pki),
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={voters}",
+            *self.listeners(pki),
             f"log.dirs={self.dir / 'data'}",
             f"num.partitions={s.topic_partitions}",
-            "offsets.topic.replication.factor=1",
-            "offsets.topic.num.partitions=4",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            *replication,
             "group.initial.rebalance.delay.ms=0",
             "auto.create.topics.enable=true",
             "message.max.bytes=8388608",
             "log.retention.hours=168",
-            # a single-node stack on a small machine: few threads, little context switching
+            # a stack on a small machine: few threads, little context switching
             "num.network.threads=2",
             "num.io.threads=2",
             "background.threads=2",
             "",
         ])
 
+    def format(self, base: list[str], cluster_id: str, scram: dict[str, str] | None) -> None:
+        """``kafka-storage format`` with the SCRAM credentials in an argument file (0600,
+        deleted afterwards): nothing secret on the command line."""
+        argv = [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
+                "-c", str(self.config), "--ignore-formatted"]
+        args_file: Path | None = None
+        if scram:
+            args_file = self.settings.data_dir / "secrets" / f".kafka-format-{self.node_id}"
+            lines = [line for user, password in sorted(scram.items())
+                     for line in ("--add-scram", scram_argument(user, password))]
+            write_private(args_file, ("\n".join(lines) + "\n").encode())
+            argv.append(f"@{args_file}")
+        try:
+            formatted = subprocess.run(argv, capture_output=True, text=True)
+        finally:
+            if args_file is not None:
+                args_file.unlink(missing_ok=True)
+        if formatted.returncode != 0:
+            secrets_ = list(scram.values()) if scram else []
+            raise StackError(f"formatting Kafka storage in {self.dir} failed:\n"
+                             f"{scrub(formatted.stdout + formatted.stderr, secrets_)}")
+
+    def start(self, base: list[str]) -> None:
+        self.proc.start([
+            *base[:1], "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
+            f"-Djava.io.tmpdir={self.dir}", *base[1:], "kafka.Kafka", str(self.config),
+        ])
+
+    def kill(self) -> bool:
+        """SIGKILL (a crash: no controlled shutdown, no flush)."""
+        return self.proc.kill()
+
+    def down(self) -> bool:
+        return self.proc.stop(timeout=30)
+
+
+class Kafka:
+    """The local Kafka: ``kafka_brokers`` nodes (see the module docstring), or an external
+    cluster (``kafka_bootstrap``) that the stack only checks."""
+
+    name = "kafka"
+
     def __init__(self, settings: Settings, principals: list[str] | None = None) -> None:
         self.settings = settings
         self.principals = principals
-        self.dir = settings.data_dir / "kafka"
-        self.proc = ManagedProcess(
-            "kafka", settings.run_dir, settings.log_dir / "kafka.log", marker=str(self.dir)
-        )
+        self.nodes = [KafkaNode(settings, i) for i in range(settings.kafka_brokers)]
+        self.dir = self.nodes[0].dir
+        self.proc = self.nodes[0].proc if len(self.nodes) == 1 else _AnyRunning(self.nodes)
+
+    @property
+    def managed(self) -> bool:
+        return not self.settings.kafka_bootstrap
+
+    @property
+    def address(self) -> str:
+        return self.settings.bootstrap
+
+    @property
+    def secure(self) -> bool:
+        return self.settings.kafka_security != "plaintext"
+
+    def healthy(self) -> bool:
+        return kafka_ready(self.settings)
 
     def _principals(self) -> list[str]:
         if self.principals is not None:
@@ -196,48 +325,81 @@ class Kafka:
 
         return sorted(load_declaration().principals)
 
+    def _quorum_file(self) -> Path:
+        return self.dir / "quorum"
+
+    def _check_quorum(self) -> None:
+        """A data directory formatted for another number of brokers cannot join this one."""
+        path = self._quorum_file()
+        if not self.nodes[0].formatted:
+            return
+        recorded = path.read_text().strip() if path.exists() else "1"
+        if recorded != str(len(self.nodes)):
+            raise StackError(
+                f"Kafka: the data in {self.dir} belongs to a cluster of {recorded} broker(s), "
+                f"not kafka_brokers = {len(self.nodes)}; use that number, or remove "
+                f"{self.settings.data_dir}/kafka* (all topics are lost) to start afresh")
+
     def up(self) -> None:
-        if not self.managed or self.proc.running():
+        if not self.managed:
+            return
+        nodes = [n for n in self.nodes if not n.proc.running()]
+        if not nodes:
             return
         s = self.settings
-        require_port(s.kafka_port, "Kafka", "EBI_KAFKA_PORT")
-        require_port(s.kafka_controller_port, "Kafka controller", "EBI_KAFKA_CONTROLLER_PORT")
+        self._check_quorum()
+        for node in nodes:
+            node.require_ports(self.secure)
         pki = None
+        scram: dict[str, str] | None = None
         if self.secure:
-            require_port(s.kafka_broker_port, "Kafka inter-broker listener",
-                         "EBI_KAFKA_BROKER_PORT")
             pki = ensure_pki(s.data_dir)
-            ensure_credentials(s.data_dir, self._principals())
+            scram = ensure_credentials(s.data_dir, self._principals())["principals"]
         java = java_binary()
         classpath = resolve_classpath(POM, s.data_dir / "lib")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        config = self.dir / "server.properties"
-        config.write_text(self._properties(pki))
         base = [java, "-cp", classpath, f"-Dlog4j.configuration=file:{LOG4J}"]
-        if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = _cluster_id()
-            formatted = subprocess.run(
-                [*base, "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}",
-                 "-c", str(config),
-                 "--ignore-formatted"],
-                capture_output=True, text=True,
-            )
-            if formatted.returncode != 0:
-                raise StackError(f"formatting Kafka storage in {self.dir} failed:\n"
-                                 f"{formatted.stdout}{formatted.stderr}")
-        self.proc.start([
-            *base[:1], "-Xms256m", "-Xmx1g", "-XX:+UseG1GC",
-            f"-Djava.io.tmpdir={self.dir}", *base[1:], "kafka.Kafka", str(config),
-        ])
+        cluster_id = next((c for n in self.nodes if (c := n.cluster_id())), None) \
+            or _cluster_id()
+        for node in nodes:
+            node.dir.mkdir(parents=True, exist_ok=True)
+            node.config.write_text(node.properties(pki))
+            if not node.formatted:
+                node.format(base, cluster_id, scram)
+        self._quorum_file().write_text(f"{len(self.nodes)}\n")
+        for node in nodes:
+            node.start(base)
+        for node in nodes:
+            self._await(node, pki)
+        if pki is not None:
+            self.sync_users(pki)
+            wait_until(self.healthy, 60, f"Kafka on {self.address} (SASL_SSL as "
+                       f"{s.identity if not s.kafka_username else s.kafka_username})",
+                       self.nodes[0].proc)
+
+    def _await(self, node: KafkaNode, pki: Pki | None) -> None:
+        s = self.settings
         if pki is None:
-            wait_until(self.healthy, 90, f"Kafka on {self.address}", self.proc)
+            one = s.replace(kafka_bootstrap=node.address)
+            wait_until(lambda: kafka_ready(one), 120, f"Kafka on {node.address}", node.proc)
             return
-        internal = broker_admin_config(s, pki)
-        wait_until(lambda: kafka_ready(s, config=internal), 90,
-                   f"Kafka (inter-broker listener 127.0.0.1:{s.kafka_broker_port})", self.proc)
-        self.sync_users(pki)
-        wait_until(self.healthy, 60, f"Kafka on {self.address} (SASL_SSL as "
-                   f"{s.identity if not s.kafka_username else s.kafka_username})", self.proc)
+        internal = broker_admin_config(s, pki, node.index)
+        wait_until(lambda: kafka_ready(s, config=internal), 120,
+                   f"Kafka (inter-broker listener 127.0.0.1:{node.ports.internal})", node.proc)
+
+    def restart(self, index: int) -> None:
+        """Start node ``index`` again (after :meth:`kill` or ``down``) and wait until it
+        answers; its data directory is kept."""
+        node = self.nodes[index]
+        if node.proc.running():
+            return
+        pki = ensure_pki(self.settings.data_dir) if self.secure else None
+        java = java_binary()
+        classpath = resolve_classpath(POM, self.settings.data_dir / "lib")
+        node.start([java, "-cp", classpath, f"-Dlog4j.configuration=file:{LOG4J}"])
+        self._await(node, pki)
+
+    def kill(self, index: int) -> bool:
+        return self.nodes[index].kill()
 
     def sync_users(self, pki: Pki | None = None) -> list[str]:
         """Set the SCRAM credentials of every principal from credentials.toml (also for a
@@ -248,7 +410,22 @@ class Kafka:
         return upsert_scram_users(broker_admin_config(s, pki), table)
 
     def down(self) -> bool:
-        return self.proc.stop(timeout=30)
+        """Stop every node, also those of a larger cluster started with other settings
+        (found by their pid files)."""
+        extra = [KafkaNode(self.settings, i) for i in range(len(self.nodes), MAX_NODES)
+                 if (self.settings.run_dir / f"kafka-{i + 1}.pid").exists()]
+        stopped = [node.down() for node in reversed([*self.nodes, *extra])]
+        return any(stopped)
+
+
+class _AnyRunning:
+    """What ``ebi stack status`` asks of a cluster's processes."""
+
+    def __init__(self, nodes: list[KafkaNode]) -> None:
+        self.nodes = nodes
+
+    def running(self) -> bool:
+        return any(n.proc.running() for n in self.nodes)
 
 
 def _cluster_id() -> str:

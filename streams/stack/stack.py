@@ -81,11 +81,16 @@ class Stack:
 
 
 def default_services(settings: Settings) -> list[Service]:
-    from streams.stack.clickhouse import ClickHouseServer
+    from streams.stack.clickhouse import ClickHouseReplicas
     from streams.stack.kafka import Kafka
     from streams.stack.registry import Registry
 
-    services: list[Service] = [Kafka(settings), Registry(settings), ClickHouseServer(settings)]
+    services: list[Service] = [Kafka(settings), Registry(settings)]
+    if settings.clickhouse_replicas > 1 or (settings.run_dir / "zookeeper.pid").exists():
+        from streams.stack.zookeeper import ZooKeeper
+
+        services.append(ZooKeeper(settings, wanted=settings.clickhouse_replicas > 1))
+    services.append(ClickHouseReplicas(settings))
     if settings.alertmanager:
         from streams.stack.alertmanager import Alertmanager
 

@@ -44,7 +44,7 @@ from streams.signing.keys import SigningError
 from streams.signing.senders import SenderCheck
 from streams.signing.trust import default_trust_file, load_trust
 from streams.signing.verify import Verifier
-from streams.worker import faust_fixes
+from streams.worker import faust_fixes, idempotence
 from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
 from streams.worker.delivery import OutputProducer
 from streams.worker.outputs import OutputSender
@@ -91,7 +91,8 @@ def _faust_app(settings: Settings, partitions: int, max_output_bytes: int) -> fa
         datadir=state_dir(settings),
         web_enabled=False,
         autodiscover=False,
-        topic_replication_factor=1,
+        # faust's own topics (table changelogs, the assignor's) follow the catalog's
+        topic_replication_factor=settings.topic_replication_factor,
         topic_partitions=partitions,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
@@ -106,6 +107,14 @@ def _faust_app(settings: Settings, partitions: int, max_output_bytes: int) -> fa
         stream_wait_empty=True,
         logging_config=None,
     )
+
+
+def changelog_config(settings: Settings) -> dict[str, str]:
+    """Topic configuration faust gives a changelog it creates itself (ebi creates them up
+    front, with the same replication: streams/worker/topics.py)."""
+    from streams.worker.topics import replication_config
+
+    return replication_config(settings.topic_min_insync_replicas)
 
 
 def changelog_topic(settings: Settings, table: str) -> str:
@@ -126,6 +135,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     metrics.prime(catalog.input_topics())
     Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
     faust_fixes.apply()
+    idempotence.apply()
     app = _faust_app(settings, partitions, policy.limits.max_output_bytes)
     reference = ReferenceData(policy)
 
@@ -133,7 +143,8 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         # bytes keys and values: faust uses the "raw" codec; values are our JSON.
         # Partitions: those of the table's input topics (co-partitioned).
         return app.Table(name, default=None, key_type=bytes, value_type=bytes,
-                         partitions=(table_partitions or {}).get(name, partitions))
+                         partitions=(table_partitions or {}).get(name, partitions),
+                         extra_topic_configs=changelog_config(settings))
 
     groups = catalog.state_groups()
     states = catalog.states()

@@ -1,10 +1,12 @@
 """Create the pipeline's topics (every topic of the catalog) if they are missing, or check
-that they exist: partitions from the settings, replication 1, compaction where the catalog
-says, and each topic's largest message from the policy (inputs: ``max_message_bytes``;
-everything the worker writes, and its changelogs: ``max_output_bytes``), and the broker's
-receipt time as the message timestamp where the catalog declares it (``receipt_time``: the
-input topics). Existing topics are left alone, except that a declared receipt time is set
-on an existing topic still stamped with the sender's CreateTime (an upgrade)."""
+that they exist: partitions from the catalog (a topic's own count) or the settings,
+replication and ``min.insync.replicas`` from the settings (``topic_replication_factor``,
+``topic_min_insync_replicas``), compaction where the catalog says, each topic's largest
+message from the policy (inputs: ``max_message_bytes``; everything the worker writes, and
+its changelogs: ``max_output_bytes``), and the broker's receipt time as the message
+timestamp where the catalog declares it (``receipt_time``: the input topics). Existing
+topics are left alone, except that a declared receipt time is set on an existing topic
+still stamped with the sender's CreateTime (an upgrade)."""
 
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ class MissingTopicsError(RuntimeError):
     """Topics this process needs do not exist, and it may not create them."""
 
 
-def topic_config(catalog: Catalog, limits: Limits) -> dict[str, dict[str, str]]:
+def topic_config(catalog: Catalog, limits: Limits, min_insync_replicas: int = 1) -> dict[
+        str, dict[str, str]]:
     """Logical topic -> its topic configuration."""
     inputs = set(catalog.input_topics())
     out = {}
@@ -39,8 +42,18 @@ def topic_config(catalog: Catalog, limits: Limits) -> dict[str, dict[str, str]]:
             config["cleanup.policy"] = "compact"
         if topic.receipt_time:
             config[TIMESTAMP_TYPE] = LOG_APPEND_TIME
-        out[topic.name] = config
+        out[topic.name] = {**config, **replication_config(min_insync_replicas)}
     return out
+
+
+def replication_config(min_insync_replicas: int) -> dict[str, str]:
+    """The topic configuration for ``min_insync_replicas`` (none for 1, the default)."""
+    return {"min.insync.replicas": str(min_insync_replicas)} if min_insync_replicas > 1 else {}
+
+
+def partitions_of(settings: Settings, catalog: Catalog) -> dict[str, int]:
+    """Logical topic -> the partitions it is created with."""
+    return {t.name: t.partitions or settings.topic_partitions for t in catalog.all_topics()}
 
 
 def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: float = 30.0,
@@ -63,15 +76,20 @@ def ensure_topics(settings: Settings, catalog: Catalog | None = None, timeout: f
         _require(settings, catalog, existing, changelogs, needed)
         return []
     limits = load_policy(settings.policy_file or None).limits
-    count = partitions or settings.topic_partitions
-    configs = topic_config(catalog, limits)
-    specs = [(settings.topic(name), config) for name, config in configs.items()]
-    specs += [(name, {"cleanup.policy": "compact", "max.message.bytes":
-                      str(limits.max_output_bytes + BATCH_OVERHEAD)}) for name in changelogs]
-    wanted = [NewTopic(name, num_partitions=count, replication_factor=1, config=config)
-              for name, config in specs if name not in existing]
+    isr = settings.topic_min_insync_replicas
+    configs = topic_config(catalog, limits, isr)
+    counts = partitions_of(settings, catalog)
+    specs = [(settings.topic(name), partitions or counts[name], config)
+             for name, config in configs.items()]
+    specs += [(name, partitions or settings.topic_partitions,
+               {"cleanup.policy": "compact", "max.message.bytes":
+                str(limits.max_output_bytes + BATCH_OVERHEAD), **replication_config(isr)})
+              for name in changelogs]
+    wanted = [NewTopic(name, num_partitions=count,
+                       replication_factor=settings.topic_replication_factor, config=config)
+              for name, count, config in specs if name not in existing]
     created: list[str] = []
-    set_receipt_time(admin, [name for name, config in specs if name in existing and
+    set_receipt_time(admin, [name for name, _, config in specs if name in existing and
                              config.get(TIMESTAMP_TYPE) == LOG_APPEND_TIME], timeout)
     if not wanted:
         return created

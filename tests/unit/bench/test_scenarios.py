@@ -77,7 +77,7 @@ def test_signing_pairs_are_selectable_and_reported_side_by_side() -> None:
 def test_bench_only_from_the_environment(monkeypatch: Any) -> None:
     from bench.__main__ import parse
 
-    monkeypatch.setenv("BENCH_ONLY", "sig100 nosig100")
+    monkeypatch.setenv("EBI_BENCH_ONLY", "sig100 nosig100")
     assert parse([]).only == ["sig100", "nosig100"]
     assert parse(["--only", "b1"]).only == ["b1"]
 

@@ -104,7 +104,8 @@ def test_ebi_services_use_the_sasl_ssl_listener() -> None:
         assert "kafka-ca.pem" in SERVICES[name]["secrets"]
     for name in ("sink", "migrate"):
         env = SERVICES[name]["environment"]
-        assert env["EBI_CLICKHOUSE_URL"] == "clickhouse://clickhouse-1:9000/ebi"
+        assert env["EBI_CLICKHOUSE_URL"] == \
+            "clickhouse://clickhouse-1:9000/ebi?alt_hosts=clickhouse-2:9000"
         assert env["EBI_CLICKHOUSE_PASSWORD_FILE"] == "/run/secrets/clickhouse-password"
         assert "clickhouse-password" in SERVICES[name]["secrets"]
     assert "EBI_KAFKA_PASSWORD_FILE" not in SERVICES["migrate"]["environment"]

@@ -52,8 +52,44 @@ def test_backpressure_keeps_everything_buffered() -> None:
     assert sink.buffered_rows == 4 and sink.pending()
     sink.fail = None
     sink.add("b", "t", 0, 2)
+    assert sink.flush() == {("t", 0): 2}      # the retry is the batch that failed
+    assert sink.written[0].records() == ["a"]
+    assert sink.buffered_rows == 1 and sink.pending()
     assert sink.flush() == {("t", 0): 3}
-    assert sink.written[0].records() == ["a", "b"]
+    assert sink.written[1].records() == ["b"]
+
+
+def test_a_retry_is_the_same_batch_with_the_same_stamp() -> None:
+    sink = Recorder()
+    sink.add("a", "t", 0, 1)
+    sink.add("x", "u", 2, 7)
+    sink.fail = BackpressureError(1.0, "down")
+    attempts = []
+    for _ in range(3):
+        with pytest.raises(BackpressureError):
+            sink.flush()
+        attempts.append(sink._held)
+        sink.add(f"late{len(attempts)}", "t", 0, 1 + len(attempts))
+    sink.fail = None
+    assert sink.flush() == {("t", 0): 2, ("u", 2): 8}
+    first = attempts[0]
+    assert first is not None and sink.written[0].stamp_ms == first.stamp_ms
+    assert sink.written[0].records() == ["a", "x"]
+    assert sink.flush() == {("t", 0): 5}
+    assert sink.written[1].records() == ["late1", "late2", "late3"]
+
+
+def test_drop_takes_a_revoked_partition_out_of_a_held_batch() -> None:
+    sink = Recorder()
+    sink.add("a", "t", 0, 1)
+    sink.add("b", "t", 1, 1)
+    sink.fail = BackpressureError(1.0, "down")
+    with pytest.raises(BackpressureError):
+        sink.flush()
+    sink.drop("t", 0)
+    sink.fail = None
+    assert sink.flush() == {("t", 1): 2}
+    assert sink.written[0].records() == ["b"]
 
 
 def test_drop_forgets_a_revoked_partition() -> None:
