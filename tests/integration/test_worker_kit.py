@@ -5,9 +5,6 @@ simulator's ground truth."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter, defaultdict
@@ -24,6 +21,7 @@ from streams.settings import Settings
 from streams.simulate import SimConfig, Simulator
 from streams.worker.topics import ensure_topics
 from tests.integration.conftest import security_env
+from tests.integration.processes import Process
 
 CATALOG = default_catalog()
 OUTPUTS = tuple(t.name for t in CATALOG.worker_outputs())
@@ -46,72 +44,19 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
     return env
 
 
-class WorkerProcess:
-    """``python -m streams worker`` in its own process group, logging to a file, restarted
-    (like a supervisor would) when it exits with 75: it found input offsets missing and
-    stopped so that a fresh consumer reads them again."""
+class WorkerProcess(Process):
+    """``python -m streams worker`` for ``settings``, logging to
+    ``data_dir/worker-<worker_id>-<instance>.log``."""
 
     def __init__(self, settings: Settings, instance: str = "0") -> None:
+        super().__init__(f"worker-{settings.worker_id}-{instance}", ["worker"],
+                         worker_env(settings, instance), Path(settings.data_dir))
         self.settings = settings
         self.instance = instance
-        self.log = Path(settings.data_dir) / f"worker-{settings.worker_id}-{instance}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
-        self.restarts = 0
-        self._stopping = False
-        self._lock = threading.Lock()
 
     def start(self) -> WorkerProcess:
-        with self._lock:
-            self._stopping = False
-            self.starts += 1
-            handle = open(self.log, "ab")  # noqa: SIM115 - owned by the child
-            handle.write(f"\n==== start {self.starts} ====\n".encode())
-            handle.flush()
-            proc = subprocess.Popen([sys.executable, "-m", "streams", "worker"],
-                                    env=worker_env(self.settings, self.instance),
-                                    stdout=handle, stderr=subprocess.STDOUT,
-                                    start_new_session=True)
-            self.proc = proc
-        threading.Thread(target=self._supervise, args=(proc,), daemon=True).start()
+        super().start()
         return self
-
-    def _supervise(self, proc: subprocess.Popen[bytes]) -> None:
-        code = proc.wait()
-        if code == 75 and not self._stopping and proc is self.proc:
-            self.restarts += 1
-            self.start()
-
-    def kill(self) -> None:
-        """SIGKILL: no flush, no commit, no goodbye."""
-        with self._lock:
-            self._stopping = True
-            proc = self.proc
-        if proc is not None and proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(10)
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        with self._lock:
-            self._stopping = True
-            proc = self.proc
-        if proc is None:
-            return None
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
-        return proc.returncode
-
-    def alive(self) -> bool:
-        proc = self.proc
-        return proc is not None and (proc.poll() is None or proc.returncode == 75)
-
-    def tail(self, lines: int = 40) -> str:
-        text = self.log.read_text(errors="replace") if self.log.exists() else ""
-        return "\n".join(text.splitlines()[-lines:])
 
 
 def simulate(settings: Settings, config: SimConfig) -> tuple[Simulator, list[Any],
@@ -139,7 +84,6 @@ class PacedPublisher:
 
     def __init__(self, settings: Settings, config: SimConfig, seconds: float,
                  chunks: int = 40) -> None:
-        import threading
 
         ensure_topics(settings)
         registry = clients.registry(settings)
