@@ -89,6 +89,12 @@ class Features:
         return cls(version=version, datetime64=modern, low_cardinality=modern)
 
     @property
+    def replicated_comments(self) -> bool:
+        """``ALTER ... COMMENT COLUMN`` on a Replicated*MergeTree table (18.16: "Unsupported
+        type of ALTER query"; current servers replicate it)."""
+        return self.datetime64
+
+    @property
     def version_text(self) -> str:
         return ".".join(str(v) for v in self.version)
 

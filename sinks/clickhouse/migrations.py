@@ -172,8 +172,11 @@ def view_steps(db: str, features: Features, catalog: Catalog | None = None,
 def comment_steps(db: str, features: Features, catalog: Catalog | None = None,
                   layout: Layout | None = None) -> list[Step]:
     """Each column's classification as its comment; on a cluster on the replicated tables
-    that store the rows (``<t>_local``), ON CLUSTER."""
+    that store the rows (``<t>_local``), ON CLUSTER, where the server can (not 18.16: there
+    the classification stays in the schemas and the scopes ``ebi access`` builds)."""
     layout = layout or Layout()
+    if layout.replicated and not features.replicated_comments:
+        return []
     steps = []
     for table, statements in comment_statements(db, features, catalog).items():
         if layout.replicated:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from schemas.catalog import load_catalog
 from streams import clients
+from streams.access.kafka_acls import OPERATOR_GROUPS
 from streams.settings import Settings
 from streams.stack import Stack, StackError
 from streams.stack.process import free_port, port_free
@@ -255,6 +256,13 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
                     "--truth", os.path.join(str(settings.data_dir), "ground-truth.jsonl")]
         simulator = _spawn("simulate", sim_args, env, log_dir, identity=identities["simulate"])
         children.append(simulator)
+        if settings.alertmanager:
+            # alarms reach people: the forwarder posts them to the stack's Alertmanager, as
+            # the operator (it reads the outputs with an operator- group)
+            children.append(_spawn("alarms-forward", ["alarms", "forward", "--group",
+                                                      f"{OPERATOR_GROUPS}alarm-forwarder"],
+                                   env, log_dir, identity="operator"))
+            print(f"ebi run: alarms forwarded to {settings.alertmanager_address}", flush=True)
         print(f"ebi run: worker (metrics :{worker_port}), sink (metrics :{sink_port}) and "
               f"simulator at {args.rate} readings/s; logs in {log_dir}; Ctrl-C stops", flush=True)
         progress = Progress()

@@ -222,3 +222,19 @@ def test_catalog_refuses_co_partitioned_inputs_with_different_counts() -> None:
     with pytest.raises(ValueError, match="co-partitioned"):
         catalog_from([odd if t is beat else t for t in catalog.types], catalog.outputs,
                      catalog.schemas.dirs)
+
+
+def test_column_comments_on_a_cluster_go_to_the_replicated_tables_where_the_server_can() -> None:
+    from sinks.clickhouse.backend import Features
+    from sinks.clickhouse.cluster import Layout
+    from sinks.clickhouse.migrations import comment_steps
+
+    layout = Layout("ebi")
+    assert comment_steps("ebi", Features.for_version((18, 16, 1)), None, layout) == []
+    steps = comment_steps("ebi", Features.for_version((24, 8)), None, layout)
+    readings = next(s for s in steps if s.version == "comments:readings_raw")
+    assert readings.statements[0].startswith(
+        "ALTER TABLE ebi.readings_raw_local ON CLUSTER ebi COMMENT COLUMN ")
+    single = comment_steps("ebi", Features.for_version((18, 16, 1)))
+    assert next(s for s in single if s.version == "comments:readings_raw").statements[
+        0].startswith("ALTER TABLE ebi.readings_raw COMMENT COLUMN ")
