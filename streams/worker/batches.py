@@ -181,9 +181,9 @@ class BatchRunner:
                 headers = getattr(msg, "headers", None)
                 signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
                 if isinstance(signed, Rejected) and signed.unknown_key and \
-                        self.feed.may_sync_key(signed.key_id):   # registered just now?
-                    await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
-                                                                     10.0)
+                        self.feed.may_sync_key(signed.key_id, ts):   # registered just now?
+                    await asyncio.get_running_loop().run_in_executor(None,
+                                                                     self.feed.sync_for_key)
                     signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
                 out: Outputs | None
                 if isinstance(signed, Rejected):

@@ -58,8 +58,8 @@ class ReferenceFeed:
         self.registry = registry
         self.verifier = verifier
         self._dead: Any = None           # producer of the rejected registrations' dead letters
-        self._key_syncs: dict[str, float] = {}   # unknown key id -> when it made us sync
-        self._last_key_sync = 0.0
+        self._key_sync_began_ms = 0      # wall clock: when the last sync for a key began
+        self._last_key_sync = 0.0        # monotonic: when it ended
         self.reference = reference
         self.metrics = metrics
         self.deserializer = AvroDeserializer(registry, catalog.schemas, millis=True)
@@ -162,17 +162,26 @@ class ReferenceFeed:
             log.exception("reference feed: cannot write the dead letter of %s[%d]@%d",
                           msg.topic(), msg.partition(), msg.offset())
 
-    def may_sync_key(self, key_id: str | None) -> bool:
-        """A message names a key this worker does not know: sync at most once a minute per
-        key id and 20 times a second in all (a flood of forged key ids cannot stall us)."""
-        now = time.monotonic()
-        if key_id is None or now - self._last_key_sync < 0.05 or \
-                now - self._key_syncs.get(key_id, -1e9) < 60.0:
+    def may_sync_key(self, key_id: str | None, received_ms: int = 0) -> bool:
+        """A message names a key this worker does not know: could a sync find it? Yes unless
+        a sync began after the broker received the message (``received_ms``, the input
+        topics' LogAppendTime): a key registered before the message was on its topic then.
+        So one sync serves every message of a burst, forged key ids included."""
+        if key_id is None:
             return False
-        if len(self._key_syncs) > 10_000:
-            self._key_syncs.clear()
-        self._key_syncs[key_id] = self._last_key_sync = now
-        return True
+        return not received_ms or received_ms > self._key_sync_began_ms
+
+    def sync_for_key(self, timeout: float = 10.0) -> bool:
+        """:meth:`sync` for an unknown key, at most 20 times a second (a later message of a
+        flood of forged key ids waits for the next, it cannot keep the worker syncing)."""
+        wait = self._last_key_sync + 0.05 - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
+        self._key_sync_began_ms = int(time.time() * 1000)
+        try:
+            return self.sync(timeout)
+        finally:
+            self._last_key_sync = time.monotonic()
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> int:
         with self._lock:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -43,12 +44,20 @@ def test_turning_verification_off_is_an_explicit_setting(tmp_path: Path) -> None
     assert worker_verifier(off, CATALOG, ReferenceData(load_policy())) is None
 
 
-def test_unknown_keys_make_the_worker_sync_rarely(tmp_path: Path) -> None:
+def test_an_unknown_key_makes_the_worker_sync_once_per_burst(tmp_path: Path) -> None:
     feed = ReferenceFeed(Settings(data_dir=tmp_path), CATALOG, InMemoryRegistry(),
                          ReferenceData(load_policy()), Metrics.create(CollectorRegistry()))
-    assert feed.may_sync_key("k1")
-    assert not feed.may_sync_key("k2")       # within 50 ms of the last key sync
-    feed._last_key_sync -= 1.0
-    assert not feed.may_sync_key("k1")       # k1 already made us sync this minute
-    assert feed.may_sync_key("k2")
+    feed.sync = lambda timeout=30.0: True  # type: ignore[method-assign]
+    received = int(time.time() * 1000) - 1000
+    assert feed.may_sync_key("k1", received)
+    assert feed.sync_for_key()
+    # the sync began after these messages reached the broker: a key registered before them
+    # would have been found, so none of them (forged ids included) makes us sync again
+    assert not feed.may_sync_key("k1", received)
+    assert not feed.may_sync_key("k2", received)
+    assert feed.may_sync_key("k2", int(time.time() * 1000) + 1000)   # received later
+    assert feed.may_sync_key("k3")           # no receipt time: ask
     assert not feed.may_sync_key(None)
+    began = time.monotonic()
+    feed.sync_for_key()
+    assert time.monotonic() - began >= 0.04  # at most 20 syncs a second
