@@ -111,6 +111,9 @@ def start_cluster(data_dir: Path) -> Iterator[Cluster]:
     except StackError as exc:
         cluster.down()
         pytest.fail(f"the cluster could not start: {exc}", pytrace=False)
+    from streams.signing.devkeys import ensure
+
+    ensure(cluster.admin)   # the dev signing keyring: the simulator signs, the workers verify
     try:
         yield cluster
     finally:
@@ -166,6 +169,36 @@ class Pipeline:
         for step in (["schemas", "register"], ["migrate", "--quiet"]):
             done = self.ebi(*step, timeout=600)
             assert done.returncode == 0, f"ebi {' '.join(step)}: {done.stdout}{done.stderr}"
+        self._sink_may_write()
+
+    def _sink_may_write(self) -> None:
+        """ebi_sink writes the stack's one database; this pipeline has its own: the users.xml
+        of every replica names it (the servers reload it) before any sink starts."""
+        from clickhouse_driver import Client
+
+        from streams.credentials import clickhouse_login
+        from streams.stack.clickhouse import ClickHouseServer
+
+        database = self.settings.clickhouse_url.rsplit("/", 1)[1]
+        base = self.cluster.settings
+        servers = [ClickHouseServer(base, i) for i in range(base.clickhouse_replicas)]
+        for server in servers:
+            server.write_users(None, database)
+        login = clickhouse_login(base.replace(identity="sink"))
+        assert login is not None
+        deadline = time.monotonic() + 60
+        for server in servers:
+            while True:
+                client = Client("127.0.0.1", port=server.tcp_port, user=login.username,
+                                password=login.password.reveal(), database=database)
+                try:
+                    client.execute("SELECT 1")
+                    break
+                except Exception:
+                    assert time.monotonic() < deadline, f"ebi_sink may not use {database}"
+                    time.sleep(0.5)
+                finally:
+                    client.disconnect()
 
     def ebi(self, *args: str, timeout: float = 180.0) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "streams", *args],
