@@ -12,10 +12,12 @@ reached Kafka from ``valid_from`` until ``revoked_at``.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
@@ -41,6 +43,10 @@ class KeyRef:
     public: Ed25519PublicKey
     valid_from: int = 0        # epoch ms
     revoked_at: int | None = None
+    check: Callable[[bytes, bytes], None] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "check", signature_check(self.public))
 
     def problem_at(self, arrival_ms: int) -> str | None:
         """Why the key may not sign a message that reached Kafka at ``arrival_ms``."""
@@ -63,6 +69,27 @@ class KeyRef:
     @property
     def raw(self) -> bytes:
         return raw_public(self.public)
+
+
+def signature_check(public: Ed25519PublicKey) -> Callable[[bytes, bytes], None]:
+    """``check(signature, message)``, raising InvalidSignature when it does not verify:
+    libsodium's Ed25519 (PyNaCl; 55 us a signature on the bench machine against 130 us for
+    OpenSSL's through cryptography, and stricter: no small-order keys, canonical signatures
+    only), cryptography's where PyNaCl is missing."""
+    try:
+        from nacl.exceptions import CryptoError
+        from nacl.signing import VerifyKey
+    except ImportError:
+        return public.verify
+    key = VerifyKey(raw_public(public))
+
+    def check(signature: bytes, message: bytes) -> None:
+        try:
+            key.verify(message, signature)
+        except (CryptoError, ValueError, TypeError) as exc:
+            raise InvalidSignature(str(exc)) from exc
+
+    return check
 
 
 def raw_public(public: Ed25519PublicKey) -> bytes:

@@ -186,7 +186,7 @@ class StoredVerifier:
         from cryptography.exceptions import InvalidSignature
 
         try:
-            key.public.verify(signature, signed_message(kind.input.name, message_key, digest))
+            key.check(signature, signed_message(kind.input.name, message_key, digest))
         except InvalidSignature:
             return Finding("BAD_SIGNATURE", where, record_id, f"the stored signature is not "
                            f"{key.owner()}'s over the stored digest")

@@ -82,7 +82,7 @@ class Verifier:
             return Rejected(BAD_SIGNATURE, f"{where}: {problem}", key_id, signature)
         value_digest = digest(value)
         try:
-            ref.public.verify(signature, signed_message(logical_topic, key, value_digest))
+            ref.check(signature, signed_message(logical_topic, key, value_digest))
         except InvalidSignature:
             return Rejected(BAD_SIGNATURE, f"{where}: the signature does not match the "
                             f"message (altered, or signed for another topic or key) — "

@@ -105,3 +105,19 @@ def test_trust_file(tmp_path: Path) -> None:
     path.write_text(trust_entry(ref).replace(ref.key_id, "0" * 32))
     with pytest.raises(SigningError, match="not the fingerprint"):
         load_trust(path)
+
+
+def test_signature_checks_agree_with_cryptography() -> None:
+    from cryptography.exceptions import InvalidSignature
+
+    from streams.signing.keys import signature_check
+
+    private = new_private_key()
+    check = signature_check(private.public_key())
+    message = b"topic\x00key\x00" + bytes(32)
+    signature = private.sign(message)
+    check(signature, message)
+    for bad_signature, bad_message in ((signature, message + b"x"),
+                                       (bytes(64), message), (signature[:10], message)):
+        with pytest.raises(InvalidSignature):
+            check(bad_signature, bad_message)
