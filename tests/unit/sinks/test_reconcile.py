@@ -77,3 +77,9 @@ def test_outputs_up_to_the_sinks_commit_must_be_stored() -> None:
                                {("p.alerts", 0): 12})
     assert not gap.ok and "GAP" in "\n".join(output_lines([gap]))
     assert OutputCheck("p.x", 0, 0, 0, 0).status == "ok"
+
+
+def test_a_partition_the_worker_never_committed_is_in_flight() -> None:
+    (check,) = reconcile(FullBackend(), {("p.telemetry", 0): (0, 6)},
+                         {"p.telemetry": TELEMETRY}, processed={}, sink_behind={})
+    assert check.in_flight == check.missing_count and check.status == "in flight"
