@@ -119,8 +119,8 @@ def reconcile(backend: Backend, watermarks: dict[tuple[str, int], tuple[int, int
               sink_behind: dict[str, int] | None = None) -> list[PartitionCheck]:
     """``watermarks``: (full input topic, partition) -> (low, high) from Kafka; ``kinds``:
     full input topic -> its record type (from the catalog); ``processed``: the worker
-    group's committed offset per input partition (None: all processed; a partition left
-    out: none yet); ``sink_behind``:
+    group's committed offset per input partition (None or empty: all processed; a
+    partition left out of the others: none yet); ``sink_behind``:
     full input topic -> messages of its clean topic the sink has not committed."""
     checks = {key: PartitionCheck(key[0], key[1], low, high)
               for key, (low, high) in sorted(watermarks.items())}
@@ -158,10 +158,11 @@ WHERE {_where(parts)} GROUP BY source_topic, source_partition""").rows:
                 f"{_q(check.topic)} AND source_partition = {check.partition} AND "
                 f"source_offset >= {check.low} AND source_offset < {check.high}").rows]
             check.missing = _ranges(offsets, check.low, check.high)
-            # a partition the worker group has no committed offset for: nothing processed yet
-            # (its first messages are in the worker's batch)
-            done = check.high if processed is None else processed.get(
-                (check.topic, check.partition), check.low)
+            # a partition the worker group has no committed offset for, while it has some:
+            # nothing processed there yet (its first messages are in the worker's batch); a
+            # group with none at all tells nothing (no worker has run: all processed)
+            done = processed.get((check.topic, check.partition), check.low) if processed \
+                else check.high
             at_worker = sum(b - max(a, done) + 1 for a, b in check.missing if b >= done)
             at_sink = min(check.missing_count - at_worker, behind.get(check.topic, 0))
             behind[check.topic] = behind.get(check.topic, 0) - at_sink

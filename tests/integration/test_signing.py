@@ -169,8 +169,9 @@ def test_spoofed_records_are_refused_and_stored_ones_verify(
         deadline = time.monotonic() + 240
         while True:
             done = ebi(s, "reconcile")
-            if done.returncode == 0 and q(s, "SELECT count() FROM dead_letters WHERE "
-                                             f"source_topic = '{s.topic('enterprises')}'"):
+            settled = done.returncode == 0 and "in flight" not in done.stdout
+            if settled and q(s, "SELECT count() FROM dead_letters WHERE "
+                                f"source_topic = '{s.topic('enterprises')}'"):
                 break
             assert time.monotonic() < deadline, done.stdout[-3000:] + worker.tail()
             assert worker.alive(), worker.tail()

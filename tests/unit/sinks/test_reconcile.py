@@ -80,6 +80,11 @@ def test_outputs_up_to_the_sinks_commit_must_be_stored() -> None:
 
 
 def test_a_partition_the_worker_never_committed_is_in_flight() -> None:
-    (check,) = reconcile(FullBackend(), {("p.telemetry", 0): (0, 6)},
-                         {"p.telemetry": TELEMETRY}, processed={}, sink_behind={})
+    marks = {("p.telemetry", 0): (0, 6), ("p.telemetry", 1): (0, 0)}
+    check, _ = reconcile(FullBackend(), marks, {"p.telemetry": TELEMETRY},
+                         processed={("p.telemetry", 1): 0}, sink_behind={})
     assert check.in_flight == check.missing_count and check.status == "in flight"
+    # a group that committed nothing anywhere tells nothing: missing offsets are gaps
+    check, _ = reconcile(FullBackend(), marks, {"p.telemetry": TELEMETRY}, processed={},
+                         sink_behind={})
+    assert check.in_flight == 0 and check.status == "GAP"
