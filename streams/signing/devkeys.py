@@ -31,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from schemas.catalog import load_catalog
 from schemas.catalog.model import Catalog, RecordType
 from schemas.codec import strip_millis
+from streams.signing.identity import NATIONAL, well_formed
 from streams.signing.keys import REGISTRAR, KeyRef, SigningError, registration
 from streams.signing.signer import Headers, Item, KeySigner
 from streams.signing.trust import TRUST_FILE, trust_entry
@@ -261,7 +262,9 @@ class DevSigner:
                 elif option == "REGIONAL" and spec.region:
                     region = rec.get(spec.region)
                     if isinstance(region, str):
-                        found = ("REGIONAL", region, "")
+                        # a malformed code (a test's invalid record) has no regional system
+                        # of its own: the national one signs it
+                        found = ("REGIONAL", region if well_formed(region) else NATIONAL, "")
                 if found is not None:
                     break
         if found is None and key is not None:

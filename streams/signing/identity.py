@@ -28,6 +28,11 @@ def level(code: str) -> str:
     return "county"
 
 
+def well_formed(code: str) -> bool:
+    """Six digits: the shape of a GB/T 2260 code."""
+    return len(code) == 6 and code.isascii() and code.isdigit()
+
+
 def within(scope: str, code: str) -> bool:
     """The region ``code`` lies inside ``scope`` (both six-digit codes)."""
     if len(scope) != 6 or len(code) != 6:
@@ -55,7 +60,9 @@ def covers(key: KeyRef, attribute: str, value: Any) -> str | None:
             return f"enterprise {text[:128]} is not the key's enterprise {key.enterprise_id}"
         return None
     if attribute == "region":
-        if key.kind == "REGIONAL" and not within(key.owner_id, text):
+        # a malformed code names no region: validation rejects it with its own reason
+        # (BAD_REGION_CODE), which tells the sender more than a mismatch would
+        if key.kind == "REGIONAL" and well_formed(text) and not within(key.owner_id, text):
             return f"region {text[:128]} is outside the key's region {key.owner_id}"
         return None
     raise ValueError(f"unknown identity attribute {attribute!r}")

@@ -67,6 +67,8 @@ def test_incidents_come_from_a_system_whose_region_covers_them() -> None:
     assert "outside the key's region 320103" in str(
         mismatch(spec, key("REGIONAL", "320103"), report))
     assert mismatch(spec, key("GATEWAY", "gw-a", "ent-a"), report) is not None
+    # a malformed code names no region: validation rejects it (BAD_REGION_CODE)
+    assert mismatch(spec, key("REGIONAL", "320103"), {**report, "region_code": "BAD"}) is None
     state = {"region_code": "320102"}
     assert owner_mismatch(spec, key("REGIONAL", "320000"), state) is None
     assert owner_mismatch(spec, key("REGIONAL", "330000"), state) is not None
