@@ -133,13 +133,9 @@ def test_wild_timestamps_and_cut_reports_still_name_their_region(tmp_path: Path)
 
 def test_a_report_with_a_malformed_region_is_signed_by_the_national_system(
         tmp_path: Path) -> None:
-    from streams.signing.devkeys import DevSigner
-
-    owner = DevSigner.owner  # the owner a record is signed as, whatever the keyring
-    signer = DevSigner.__new__(DevSigner)
-    signer.kinds = {t.input.name: t for t in CATALOG.types}
-    signer._by_key = {}
-    signer._learn = lambda record: None  # type: ignore[method-assign]
-    found = owner(signer, "incidents", b"inc-1", None, {"incident_id": "inc-1",
-                                                         "region_code": "BAD_REGION"})
-    assert found == ("REGIONAL", "000000", "")
+    sent: list[dict[str, Any]] = []
+    signer = DevSigner(DevKeyring.ensure(tmp_path), CATALOG, sent.extend)
+    report = {"incident_id": "inc-1", "region_code": "BAD_REGION"}
+    assert signer.owner("incidents", b"inc-1", None, report) == ("REGIONAL", "000000", "")
+    signer.prepare([("incidents", "inc-1", report)])
+    assert [(r["owner_kind"], r["owner_id"]) for r in sent] == [("REGIONAL", "000000")]
