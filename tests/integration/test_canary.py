@@ -18,7 +18,7 @@ import pytest
 
 from streams.settings import Settings
 from tests.integration.conftest import unique
-from tests.integration.test_worker_kit import WorkerProcess, worker_env
+from tests.integration.test_worker_kit import WorkerProcess, pipeline_env
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,11 @@ def fast_policy(directory: Path) -> str:
     return str(path)
 
 
-def env(settings: Settings) -> dict[str, str]:
-    out = worker_env(settings)
-    out.update({"EBI_CLICKHOUSE_URL": settings.clickhouse, "EBI_SINK_GROUP": settings.sink_group,
-                "EBI_SINK_BATCH_SECONDS": "0.5"})
-    return out
-
-
 def canary(settings: Settings, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[
         str]:
-    return subprocess.run([sys.executable, "-m", "streams", "canary", *args], env=env(settings),
-                          capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, "-m", "streams", "canary", *args],
+                          env=pipeline_env(settings), capture_output=True, text=True,
+                          timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -55,8 +49,8 @@ def pipeline(settings: Settings, clickhouse_server_url: str,
                           clickhouse_url=f"{clickhouse_server_url.rsplit('/', 1)[0]}/{database}")
     worker = WorkerProcess(st).start()
     log = open(directory / "sink.log", "wb")  # noqa: SIM115 - closed below
-    sink = subprocess.Popen([sys.executable, "-m", "streams", "sink"], env=env(st), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    sink = subprocess.Popen([sys.executable, "-m", "streams", "sink"], env=pipeline_env(st),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield st
     finally:

@@ -37,7 +37,7 @@ from streams.report.sections import Scope, load, sections
 from streams.settings import Settings
 from streams.worker.topics import ensure_topics
 from tests.integration.conftest import unique
-from tests.integration.test_worker_kit import WorkerProcess, worker_env
+from tests.integration.test_worker_kit import WorkerProcess, pipeline_env
 
 pytestmark = pytest.mark.integration
 
@@ -66,13 +66,6 @@ def fast_policy(directory: Path) -> str:
     return str(path)
 
 
-def env(settings: Settings) -> dict[str, str]:
-    out = worker_env(settings)
-    out.update({"EBI_CLICKHOUSE_URL": settings.clickhouse, "EBI_SINK_GROUP": settings.sink_group,
-                "EBI_SINK_BATCH_SECONDS": "0.5"})
-    return out
-
-
 @pytest.fixture(scope="module")
 def live(settings: Settings, clickhouse_server_url: str,
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Settings, WorkerProcess]]:
@@ -85,8 +78,8 @@ def live(settings: Settings, clickhouse_server_url: str,
     ensure_topics(st)
     worker = WorkerProcess(st).start()
     log = open(directory / "sink.log", "wb")  # noqa: SIM115 - closed below
-    sink = subprocess.Popen([sys.executable, "-m", "streams", "sink"], env=env(st), stdout=log,
-                            stderr=subprocess.STDOUT, start_new_session=True)
+    sink = subprocess.Popen([sys.executable, "-m", "streams", "sink"], env=pipeline_env(st),
+                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         yield st, worker
     finally:

@@ -44,6 +44,14 @@ def worker_env(settings: Settings, instance: str = "0") -> dict[str, str]:
     return env
 
 
+def pipeline_env(settings: Settings) -> dict[str, str]:
+    """A worker's environment plus the sink's (its store, group and a short batch time)."""
+    out = worker_env(settings)
+    out.update({"EBI_CLICKHOUSE_URL": settings.clickhouse, "EBI_SINK_GROUP": settings.sink_group,
+                "EBI_SINK_BATCH_SECONDS": "0.5"})
+    return out
+
+
 class WorkerProcess(Process):
     """``python -m streams worker`` for ``settings``, logging to
     ``data_dir/worker-<worker_id>-<instance>.log``."""
