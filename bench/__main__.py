@@ -24,9 +24,9 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
                         help="multiply every scenario's readings (e.g. 0.1 for a smoke run)")
     only = os.environ.get("EBI_BENCH_ONLY", "").replace(",", " ").split()
     parser.add_argument("--only", nargs="*", default=only or None, metavar="NAME",
-                        help="scenarios to run (b100 b10 b1 p1 w2 profile workers1 workers2 "
-                        "workers3 latency kafka nosig100 sig100 nosig10 sig10 sigcpu; "
-                        "default: EBI_BENCH_ONLY, else all)")
+                        help="scenarios to run (b100 b10 b1 stream10 stream1 p1 w2 profile "
+                        "workers1 workers2 workers3 latency kafka nosig100 sig100 nosig10 sig10 "
+                        "sigcpu; default: EBI_BENCH_ONLY, else all)")
     parser.add_argument("--latency-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=report.RESULTS)
     parser.add_argument("--keep-stack", action="store_true", help="leave the stack running")

@@ -186,10 +186,12 @@ def side_rows(counter: RowCounter | EmbeddedRowCounter) -> dict[str, int]:
 
 def full(settings: Settings, name: str, expected: int, log_dir: Path, *, workers: int = 1,
          on_first: Callable[[list[Child]], None] | None = None, poll: float = 0.1,
-         verify: bool = True) -> Run:
+         verify: bool = True, worker_input: str = "fetches") -> Run:
     """The full pipeline over the raw topics of ``settings.topic_prefix`` (``verify``
-    False: the workers run with signature verification off)."""
+    False: the workers run with signature verification off; ``worker_input``: how they
+    take their input, see streams/worker/fetches.py)."""
     env = child_env(settings)
+    env["EBI_WORKER_INPUT"] = worker_input
     if not verify:
         env["EBI_VERIFY_SIGNATURES"] = "false"
     run_step(["migrate", "--quiet"], env)

@@ -28,6 +28,7 @@ class Scenario:
     store: str = "server"    # "embedded": the sink writes chdb, as `make run` does
     sink_of: str = ""        # only a sink, re-reading that scenario's clean topics
     signed: bool = True      # publisher signs, worker verifies (False: both off)
+    worker_input: str = "fetches"   # "stream": faust's per-message stream (noack_take)
 
 
 def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list[Scenario]:
@@ -42,6 +43,9 @@ def default_scenarios(scale: float = 1.0, only: list[str] | None = None) -> list
                      profile=True),
             Scenario("b10", 10, n(300_000), baseline=True),
             Scenario("b1", 1, n(50_000), baseline=True, profile=True),
+            # the same traffic through faust's per-message stream (worker_input = "stream")
+            Scenario("stream10", 10, n(300_000), worker_input="stream"),
+            Scenario("stream1", 1, n(50_000), worker_input="stream"),
             Scenario("p1", 100, n(500_000), partitions=1),
             Scenario("w2", 100, n(500_000), workers=2),
             Scenario("profile", 100, n(400_000), profile=True),
@@ -119,7 +123,7 @@ def run_one(base: Settings, s: Scenario, results: Path) -> dict[str, Any]:
     hook = _profiler(results, s.name, spies) if s.profile else None
     servers = _server_cpu(base)
     run = pipeline.full(settings, s.name, pub.readings, log_dir, workers=s.workers,
-                        on_first=hook, verify=s.signed)
+                        on_first=hook, verify=s.signed, worker_input=s.worker_input)
     out["full"] = run.as_dict()
     out["servers"] = {name: {"cpu_s": round(cpu, 2),
                              "cpu_s_per_m": round(cpu / max(run.visible, 1) * 1e6, 2)}
@@ -248,6 +252,10 @@ def headline(result: dict[str, Any]) -> dict[str, Any]:
                                              "partitions_4_workers_1"))
     out["scaling"]["x_1_to_4_partitions"] = report.ratio(b or 0.0, p1 or 0.0)
     out["scaling"]["x_1_to_2_workers"] = report.ratio(w2 or 0.0, b or 0.0)
+    out["worker_input"] = {
+        f"ratio_fetches_to_stream_batch{batch}": report.ratio(
+            _rate(result, f"b{batch}") or 0.0, _rate(result, f"stream{batch}") or 0.0)
+        for batch in (10, 1)}
     out["signing"] = signing(result)
     out["signing_ratio_batch100"] = out["signing"]["ratio_signed_to_unsigned_batch100"]
     out["signing_ratio_batch10"] = out["signing"]["ratio_signed_to_unsigned_batch10"]

@@ -111,6 +111,9 @@ class Settings:
     # data_dir/worker/<worker_id>/<worker_instance>.
     worker_instance: str = "0"
     sink_group: str = "ebi-sink"
+    # How the worker takes its input: "fetches" (whole fetches from the consumer, see
+    # streams/worker/fetches.py) or "stream" (faust's per-message stream, noack_take).
+    worker_input: str = "fetches"
     metrics_port: int = 0  # 0: do not serve /metrics
     metrics_host: str = "127.0.0.1"  # 0.0.0.0 in containers (deploy/compose.yaml)
     # A message on which the worker or the sink fails this many times in a row is set aside
@@ -268,6 +271,7 @@ _TYPES = typing.get_type_hints(Settings)
 # Every Secret field `x` may be given as a file name `x_file` instead.
 _SECRET_FILES = {f"{name}_file": name for name, kind in _TYPES.items() if kind is Secret}
 _CHOICES = {"kafka_security": {"sasl_ssl", "ssl", "sasl_plaintext", "plaintext"},
+            "worker_input": {"fetches", "stream"},
             "kafka_sasl_mechanism": {"SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"}}
 
 

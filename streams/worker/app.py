@@ -5,8 +5,9 @@ per state table of the catalog, over the input topics of the record types that k
 state in it (co-partitioned: e.g. ``gateways`` over telemetry + heartbeats, both keyed by
 gateway_id; ``incidents``; ``hazards``).
 
-Each agent takes events in batches (:mod:`.batches`): it decodes and processes every
-message, sends the outputs (exactly one ledger record per input message, plus
+Each agent takes its input in batches, whole fetches at a time (:mod:`.fetches`;
+``worker_input = "stream"``: faust's ``noack_take``), and (:mod:`.batches`) decodes and
+processes every message, sends the outputs (exactly one ledger record per input message, plus
 alerts/statuses/dead letters), and once every output is acknowledged writes each touched key's
 state once to its table and acks the events. Outputs go through librdkafka
 (:mod:`.delivery`) and are acknowledged before the acks; faust commits offsets after flushing
@@ -44,7 +45,7 @@ from streams.signing.keys import SigningError
 from streams.signing.senders import SenderCheck
 from streams.signing.trust import default_trust_file, load_trust
 from streams.signing.verify import Verifier
-from streams.worker import faust_fixes, idempotence
+from streams.worker import faust_fixes, fetches, idempotence
 from streams.worker.batches import BatchRunner, InputStalled, OffsetGuard, StallWatch, die
 from streams.worker.delivery import OutputProducer
 from streams.worker.outputs import OutputSender
@@ -136,6 +137,7 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     Path(state_dir(settings)).mkdir(parents=True, exist_ok=True)
     faust_fixes.apply()
     idempotence.apply()
+    fetches.apply()
     app = _faust_app(settings, partitions, policy.limits.max_output_bytes)
     reference = ReferenceData(policy)
 
@@ -202,12 +204,24 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
                          lambda: int(app.consumer_generation_id or 0), start, stalls)
 
-    async def consume(stream: Any) -> None:
-        await worker.ready.wait()
-        await runner.consume(stream, BATCH_MAX, BATCH_WITHIN)
+    tap: fetches.FetchTap | None = None
+    if settings.worker_input == "fetches":
+        tap = fetches.FetchTap({f"ebi.{name}": {settings.topic(k.input.name) for k in kinds}
+                                for name, kinds in groups.items()}, max_queued=4 * BATCH_MAX)
+        app.ebi_tap = tap  # type: ignore[attr-defined]
+
+    def consume_as(agent: str) -> Any:
+        async def consume(stream: Any) -> None:
+            await worker.ready.wait()
+            if tap is None:
+                await runner.consume(fetches.StreamInput(stream, BATCH_MAX, BATCH_WITHIN))
+                return
+            aiter(stream.channel)    # subscribes the agent's topics (faust's conductor)
+            await runner.consume(fetches.FetchInput(app, tap, agent, BATCH_MAX))
+        return consume
 
     for agent_name, kinds in groups.items():
-        consume_fn = _named(consume, agent_name)
+        consume_fn = _named(consume_as(f"ebi.{agent_name}"), agent_name)
         app.agent(topic(*(k.input.name for k in kinds)), name=f"ebi.{agent_name}",
                   concurrency=1)(consume_fn)
 

@@ -1,6 +1,7 @@
 """The agents' loop: batches of events, outputs sent, acknowledged, then state and acks.
 
-For each batch (``noack_take``: faust acks nothing by itself) the runner decodes and
+For each batch (whole fetches, :mod:`.fetches`; or faust's ``noack_take``: faust acks
+nothing by itself) the runner decodes and
 processes every message, hands the outputs to the producer and snapshots the state of every
 key the batch touched. A follow-up task then waits until Kafka acknowledged every output of
 the batch, writes the state snapshots to the tables (one changelog message per key) and only
@@ -237,7 +238,7 @@ class BatchRunner:
         for tp, offset in zip(new, await self.start(new), strict=True):
             self.guard.begin(tp, offset)
 
-    async def finish(self, stream: Any, events: list[Any], pending: Deliveries,
+    async def finish(self, intake: Any, events: list[Any], pending: Deliveries,
                      snapshots: list[tuple[str, bytes, bytes | None, Any]],
                      previous: asyncio.Future[None] | None) -> None:
         try:
@@ -247,20 +248,22 @@ class BatchRunner:
             for store, key, snapshot, event in snapshots:
                 self.stores[store].write(key, snapshot, event)
             for event in events:
-                await stream.ack(event)
+                await intake.ack(event)
             self.heartbeat.beat()
         except BaseException as exc:
             die(exc)
 
-    async def consume(self, stream: Any, batch: int, within: float) -> None:
+    async def consume(self, intake: Any) -> None:
+        """Process ``intake``'s batches (``batches()``, ``ack(event)``: see
+        :mod:`.fetches`) until the app stops."""
         inflight: deque[asyncio.Future[None]] = deque()
-        async for events in stream.noack_take(batch, within=within):
+        async for events in intake.batches():
             try:
                 pending, snapshots, done = await self.process(events)
             except BaseException as exc:
                 die(exc)
             previous = inflight[-1] if inflight else None
             inflight.append(asyncio.ensure_future(
-                self.finish(stream, done, pending, snapshots, previous)))
+                self.finish(intake, done, pending, snapshots, previous)))
             while inflight and (len(inflight) > self.max_inflight or inflight[0].done()):
                 await inflight.popleft()
