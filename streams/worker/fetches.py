@@ -10,7 +10,9 @@ fetching and processing take turns. At small envelopes both cost more than the p
 at a time (:func:`apply` patches ``Consumer._drain_messages``; the app sets ``app.ebi_tap``,
 other apps and the changelog topics keep faust's own path). Each agent's messages wait in
 its own queue, at most ``max_queued`` of them (then the drain loop waits, as it does for a
-full stream buffer), and the agent takes what is there, up to its batch size, at once.
+full stream buffer), and the agent takes what is there at once, up to its batch size in
+messages and in bytes: a batch of big envelopes is a short one, so a message does not wait
+behind seconds of others (its outputs, state and ack come with its batch).
 
 What faust's stream does on the way is done here too: a message fetched before the latest
 rebalance, or while flow control is suspended, is dropped (never tracked, so never acked:
@@ -60,14 +62,22 @@ class _Queue:
         self.queued += len(messages)
         self.ready.set()
 
-    async def take(self, most: int) -> list[Any]:
+    async def take(self, most: int, most_bytes: int) -> list[Any]:
+        """What is queued, up to ``most`` messages and about ``most_bytes`` of values (at
+        least one message); waits when nothing is."""
         while not self.chunks:
             self.ready.clear()
             await self.ready.wait()
         out: list[Any] = []
-        while self.chunks and len(out) < most:
+        size = 0
+        while self.chunks and len(out) < most and size < most_bytes:
             chunk = self.chunks.popleft()
             room = most - len(out)
+            for i, message in enumerate(chunk[:room]):
+                size += len(message.value or b"")
+                if size >= most_bytes:
+                    room = i + 1
+                    break
             if len(chunk) > room:
                 self.chunks.appendleft(chunk[room:])
                 chunk = chunk[:room]
@@ -108,16 +118,18 @@ class FetchTap:
 class FetchInput:
     """An agent's input as the batch runner takes it: ``batches()`` and ``ack(event)``."""
 
-    def __init__(self, app: Any, tap: FetchTap, agent: str, most: int) -> None:
+    def __init__(self, app: Any, tap: FetchTap, agent: str, most: int,
+                 most_bytes: int = 512 * 1024) -> None:
         self.app = app
         self.tap = tap
         self.agent = agent
         self.most = most
+        self.most_bytes = most_bytes
 
     async def batches(self) -> AsyncIterator[list[Any]]:
         app, queue = self.app, self.tap.queue(self.agent)
         while True:
-            messages = await queue.take(self.most)
+            messages = await queue.take(self.most, self.most_bytes)
             unacked = app.consumer.unacked
             generation = app.consumer_generation_id
             active = app.flow_control.is_active()

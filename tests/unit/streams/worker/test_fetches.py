@@ -15,6 +15,7 @@ class Message:
         self.topic, self.partition, self.offset = topic, 0, offset
         self.generation_id = generation
         self.tracked = False
+        self.value = b"v" * 100
 
 
 def message(topic: str, offset: int, generation: int = 1) -> Any:
@@ -47,8 +48,8 @@ def test_a_fetch_goes_to_the_agent_of_each_topic_in_order() -> None:
     async def run() -> tuple[list[int], list[int]]:
         await tap.put([message("p.telemetry", 1), message("p.incidents", 7),
                        message("p.heartbeats", 2), message("p.telemetry", 3)])
-        gateways = await tap.queue("ebi.gateways").take(100)
-        incidents = await tap.queue("ebi.incidents").take(100)
+        gateways = await tap.queue("ebi.gateways").take(100, 1 << 20)
+        incidents = await tap.queue("ebi.incidents").take(100, 1 << 20)
         return [m.offset for m in gateways], [m.offset for m in incidents]
 
     assert asyncio.run(run()) == ([1, 2, 3], [7])
@@ -63,10 +64,21 @@ def test_take_gives_what_is_there_up_to_its_most_and_keeps_the_rest() -> None:
         await queue.put([message("t", i) for i in range(3, 8)])
         out = []
         for _ in range(3):
-            out.append([m.offset for m in await queue.take(3)])
+            out.append([m.offset for m in await queue.take(3, 1 << 20)])
         return out
 
     assert asyncio.run(run()) == [[0, 1, 2], [3, 4, 5], [6, 7]]
+
+
+def test_a_batch_ends_at_its_bytes_with_at_least_one_message() -> None:
+    tap = FetchTap({"a": {"t"}})
+
+    async def run() -> list[list[int]]:
+        queue = tap.queue("a")
+        await queue.put([message("t", i) for i in range(5)])     # 100 bytes each
+        return [[m.offset for m in await queue.take(10, size)] for size in (250, 50, 1000)]
+
+    assert asyncio.run(run()) == [[0, 1, 2], [3], [4]]
 
 
 def test_a_full_queue_makes_the_drain_loop_wait() -> None:
@@ -84,7 +96,7 @@ def test_a_full_queue_makes_the_drain_loop_wait() -> None:
         task = asyncio.ensure_future(put())
         await asyncio.sleep(0.01)
         seen.append("taking")
-        assert [m.offset for m in await queue.take(10)] == [0, 1]
+        assert [m.offset for m in await queue.take(10, 1 << 20)] == [0, 1]
         await asyncio.wait_for(task, 1)
         return seen
 
