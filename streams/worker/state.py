@@ -32,6 +32,7 @@ import weakref
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import orjson
 from faust.streams import _current_event  # faust's contextvar behind current_event()
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,18 @@ State = dict[str, Any]
 DELETE = b""          # snapshot of a deleted key (a real state is never empty JSON)
 _DUMPS = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False,
                           check_circular=False).encode
+
+
+def encode_state(state: State) -> bytes:
+    """A state as compact JSON: orjson (the snapshot of every touched key of every batch
+    was 13 % of the worker at envelopes of 100 with the stdlib's encoder). orjson writes NaN
+    and infinities as ``null``, so output holding a ``null`` is written again by the stdlib
+    encoder, which keeps them (``NaN``, ``Infinity``; ``json.loads`` reads both)."""
+    try:
+        raw = orjson.dumps(state)
+    except TypeError:        # a key that is not a string, an int past 64 bits
+        return _DUMPS(state).encode()
+    return _DUMPS(state).encode() if b"null" in raw else raw
 
 
 class _KeyEvent:
@@ -107,7 +120,7 @@ class StateCache:
         if key in self._deleted:
             return DELETE
         state = self._cache.get(key)
-        return None if state is None else _DUMPS(state).encode()
+        return None if state is None else encode_state(state)
 
     def write(self, key: bytes, snapshot: bytes | None, event: Any) -> None:
         """Write a snapshot to the table (one changelog message), in ``event``'s partition."""

@@ -151,3 +151,19 @@ def test_sender_flush_raises_on_a_failed_delivery() -> None:
 
     with pytest.raises(DeliveryFailed, match="broker said no"):
         asyncio.run(go())
+
+
+def test_state_snapshots_read_back_as_they_were() -> None:
+    import json
+    import math
+
+    from streams.worker.state import encode_state
+
+    plain = {"sensors": {"s-1": {"mean": 0.1, "recent_ids": [2**63 - 1, -5]}}, "on": True,
+             "name": "泵站"}
+    assert json.loads(encode_state(plain)) == plain
+    odd = {"mean": math.inf, "low": -math.inf, "none": None, 7: "int key", "big": 2**70}
+    back = json.loads(encode_state(odd))
+    assert back["mean"] == math.inf and back["low"] == -math.inf and back["none"] is None
+    assert back["7"] == "int key" and back["big"] == 2**70
+    assert math.isnan(json.loads(encode_state({"x": math.nan}))["x"])
