@@ -32,10 +32,23 @@ def test_one_two_three_workers_and_the_per_core_figures() -> None:
 def test_the_new_scenarios_are_there_and_selectable(monkeypatch: Any) -> None:
     names = [s.name for s in default_scenarios()]
     assert [n for n in names if not n.startswith(("sink-", "sig", "nosig", "workers"))] == [
-        "warmup", "b100", "b10", "b1", "p1", "w2", "profile"]
+        "warmup", "b100", "b10", "b1", "stream10", "stream1", "p1", "w2", "profile"]
     assert names[-3:] == ["workers1", "workers2", "workers3"]
     assert {s.partitions for s in default_scenarios() if s.name.startswith("workers")} == {12}
     monkeypatch.setenv("EBI_BENCH_ONLY", "workers1,workers3")
     assert parse([]).only == ["workers1", "workers3"]
     monkeypatch.delenv("EBI_BENCH_ONLY")
     assert parse([]).only is None
+
+
+def test_the_stream_scenarios_run_faust_s_path_beside_the_fetch_tap() -> None:
+    from bench.scenarios import headline
+
+    by_name = {s.name: s for s in default_scenarios()}
+    assert by_name["stream10"].worker_input == "stream" and by_name["b10"].worker_input == \
+        "fetches"
+    assert (by_name["stream10"].batch, by_name["stream1"].batch) == (10, 1)
+    result = {"scenarios": {name: {"full": {"readings_per_s": rate}} for name, rate in (
+        ("b10", 120.0), ("stream10", 100.0), ("b1", 30.0), ("stream1", 20.0))}}
+    assert headline(result)["worker_input"] == {"ratio_fetches_to_stream_batch10": 1.2,
+                                                "ratio_fetches_to_stream_batch1": 1.5}

@@ -54,3 +54,11 @@ def test_settings_are_frozen_and_replace_checks_keys() -> None:
     assert settings.replace(kafka_port="5").kafka_port == 5
     with pytest.raises(SettingsError):
         settings.replace(nonsense=1)
+
+
+def test_worker_input_is_fetches_unless_faust_s_stream_is_asked_for() -> None:
+    assert load({}).worker_input == "fetches"
+    assert load({"EBI_WORKER_INPUT": "stream"}).worker_input == "stream"
+    with pytest.raises(SettingsError, match="setting worker_input: expected one of fetches, "
+                       "stream"):
+        load({"EBI_WORKER_INPUT": "events"})
