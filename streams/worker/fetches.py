@@ -138,7 +138,7 @@ class FetchInput:
                 if not active or message.generation_id != generation:
                     continue      # fetched before the rebalance: read again after the seek
                 message.tracked = True
-                unacked.add(message)      # (faust's stream does the same, and its sensors)
+                unacked.add(message)      # as faust's stream does (without its sensors)
                 events.append(Delivered(message))
             if events:
                 yield events
