@@ -325,7 +325,9 @@ def summary(result: dict[str, Any]) -> str:
     rows = []
     for sc in result.get("scenarios", {}).values():
         base = sc.get("baseline")
-        base_rate = float(base["readings_per_s"]) if base else _rate(result, "b100",
+        # no baseline of its own: that of the same envelope size (b100 for p1, w2, ...)
+        batch = sc.get("scenario", {}).get("batch", 100)
+        base_rate = float(base["readings_per_s"]) if base else _rate(result, f"b{batch}",
                                                                      "baseline")
         if base:
             rows.append(report.run_row(base, base_rate))

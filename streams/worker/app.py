@@ -204,9 +204,10 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
     runner = BatchRunner(pipeline, feed, sender, stores, logical, worker.heartbeat, guard,
                          lambda: int(app.consumer_generation_id or 0), start, stalls)
 
+    agents = {name: f"ebi.{name}" for name in groups}    # state table -> faust agent name
     tap: fetches.FetchTap | None = None
     if settings.worker_input == "fetches":
-        tap = fetches.FetchTap({f"ebi.{name}": {settings.topic(k.input.name) for k in kinds}
+        tap = fetches.FetchTap({agents[name]: {settings.topic(k.input.name) for k in kinds}
                                 for name, kinds in groups.items()}, max_queued=4 * BATCH_MAX)
         app.ebi_tap = tap  # type: ignore[attr-defined]
 
@@ -221,8 +222,8 @@ def build(settings: Settings, metrics: Metrics, *, policy: Policy | None = None,
         return consume
 
     for agent_name, kinds in groups.items():
-        consume_fn = _named(consume_as(f"ebi.{agent_name}"), agent_name)
-        app.agent(topic(*(k.input.name for k in kinds)), name=f"ebi.{agent_name}",
+        consume_fn = _named(consume_as(agents[agent_name]), agent_name)
+        app.agent(topic(*(k.input.name for k in kinds)), name=agents[agent_name],
                   concurrency=1)(consume_fn)
 
     inputs_of = {name: {settings.topic(k.input.name) for k in kinds}

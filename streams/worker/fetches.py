@@ -198,6 +198,12 @@ async def _drain(self: Any, fetcher: Any, tap: FetchTap) -> None:  # pragma: no 
     commit_every = self._commit_every
     acks_enabled_for = self.app.topics.acks_enabled_for
     tapped_topics = tap.topics
+
+    async def commit_if_due() -> None:
+        if commit_every is not None and self._n_acked >= commit_every:
+            self._n_acked = 0
+            await self.commit()
+
     try:
         while not (consumer_should_stop() or fetcher_should_stop()):
             set_flag(CONSUMER_FETCHING)
@@ -217,15 +223,11 @@ async def _drain(self: Any, fetcher: Any, tap: FetchTap) -> None:  # pragma: no 
                 if message.topic in tapped_topics:
                     tapped.append(message)
                 else:
-                    if commit_every is not None and self._n_acked >= commit_every:
-                        self._n_acked = 0
-                        await self.commit()
+                    await commit_if_due()
                     await self.wait_first(callback(message), self.suspend_flow.wait())
                 set_read_offset(tp, offset)
             if tapped:
-                if commit_every is not None and self._n_acked >= commit_every:
-                    self._n_acked = 0
-                    await self.commit()
+                await commit_if_due()
                 await self.wait_first(tap.put(tapped), self.suspend_flow.wait())
             unset_flag(CONSUMER_FETCHING)
     except self.consumer_stopped_errors:
