@@ -183,8 +183,8 @@ class BatchRunner:
                 signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
                 if isinstance(signed, Rejected) and signed.unknown_key and \
                         self.feed.may_sync_key(signed.key_id, ts):   # registered just now?
-                    await asyncio.get_running_loop().run_in_executor(None,
-                                                                     self.feed.sync_for_key)
+                    await asyncio.get_running_loop().run_in_executor(
+                        None, self.feed.sync_for_key, ts)
                     signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
                 out: Outputs | None
                 if isinstance(signed, Rejected):

@@ -58,8 +58,9 @@ class ReferenceFeed:
         self.registry = registry
         self.verifier = verifier
         self._dead: Any = None           # producer of the rejected registrations' dead letters
-        self._key_sync_began_ms = 0      # wall clock: when the last sync for a key began
-        self._last_key_sync = 0.0        # monotonic: when it ended
+        self._key_synced_from_ms = 0     # wall clock: when the last completed key sync began
+        self._last_key_sync = 0.0        # monotonic: when the last key sync ended
+        self._key_sync_lock = threading.Lock()   # one key sync at a time, the others wait
         self.reference = reference
         self.metrics = metrics
         self.deserializer = AvroDeserializer(registry, catalog.schemas, millis=True)
@@ -164,24 +165,34 @@ class ReferenceFeed:
 
     def may_sync_key(self, key_id: str | None, received_ms: int = 0) -> bool:
         """A message names a key this worker does not know: could a sync find it? Yes unless
-        a sync began after the broker received the message (``received_ms``, the input
-        topics' LogAppendTime): a key registered before the message was on its topic then.
-        So one sync serves every message of a burst, forged key ids included."""
+        a sync that began after the broker received the message (``received_ms``, the input
+        topics' LogAppendTime) has completed: a key registered before the message was on its
+        topic then. So one sync serves every message of a burst, forged key ids included.
+        (Worker and broker clocks are taken to agree, as the lateness rules take them.)"""
         if key_id is None:
             return False
-        return not received_ms or received_ms > self._key_sync_began_ms
+        return not received_ms or received_ms > self._key_synced_from_ms
 
-    def sync_for_key(self, timeout: float = 10.0) -> bool:
-        """:meth:`sync` for an unknown key, at most 20 times a second (a later message of a
-        flood of forged key ids waits for the next, it cannot keep the worker syncing)."""
-        wait = self._last_key_sync + 0.05 - time.monotonic()
-        if wait > 0:
-            time.sleep(wait)
-        self._key_sync_began_ms = int(time.time() * 1000)
-        try:
-            return self.sync(timeout)
-        finally:
-            self._last_key_sync = time.monotonic()
+    def sync_for_key(self, received_ms: int = 0, timeout: float = 10.0) -> bool:
+        """:meth:`sync` for an unknown key of a message the broker received at
+        ``received_ms``, at most 20 times a second (a later message of a flood of forged key
+        ids waits for the next, it cannot keep the worker syncing). One runs at a time: an
+        agent whose message arrived before a running sync began waits for that one to end
+        instead of syncing again (or, before, of verifying ahead of it)."""
+        with self._key_sync_lock:
+            if received_ms and received_ms <= self._key_synced_from_ms:
+                return True
+            wait = self._last_key_sync + 0.05 - time.monotonic()
+            if wait > 0:
+                time.sleep(wait)
+            began_ms = int(time.time() * 1000)
+            try:
+                synced = self.sync(timeout)
+            finally:
+                self._last_key_sync = time.monotonic()
+            if synced:     # a failed sync proves nothing: the next message asks again
+                self._key_synced_from_ms = max(self._key_synced_from_ms, began_ms)
+            return synced
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> int:
         with self._lock:

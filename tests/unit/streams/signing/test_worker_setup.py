@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from pathlib import Path
 
@@ -61,3 +62,44 @@ def test_an_unknown_key_makes_the_worker_sync_once_per_burst(tmp_path: Path) -> 
     began = time.monotonic()
     feed.sync_for_key()
     assert time.monotonic() - began >= 0.04  # at most 20 syncs a second
+
+
+def test_a_failed_key_sync_lets_the_next_message_ask_again(tmp_path: Path) -> None:
+    feed = ReferenceFeed(Settings(data_dir=tmp_path), CATALOG, InMemoryRegistry(),
+                         ReferenceData(load_policy()), Metrics.create(CollectorRegistry()))
+    feed.sync = lambda timeout=30.0: False  # type: ignore[method-assign]
+    received = int(time.time() * 1000) - 1000
+    assert not feed.sync_for_key(received)
+    assert feed.may_sync_key("k1", received)     # nothing proved the key absent
+
+
+def test_a_message_waits_for_the_key_sync_under_way(tmp_path: Path) -> None:
+    """Two agents meet unknown keys of messages that arrived together: the second waits for
+    the sync the first began (after both arrived) and verifies after it, syncing no more."""
+    feed = ReferenceFeed(Settings(data_dir=tmp_path), CATALOG, InMemoryRegistry(),
+                         ReferenceData(load_policy()), Metrics.create(CollectorRegistry()))
+    entered, release = threading.Event(), threading.Event()
+    syncs: list[float] = []
+
+    def slow_sync(timeout: float = 30.0) -> bool:
+        syncs.append(time.monotonic())
+        entered.set()
+        release.wait(5)
+        return True
+
+    feed.sync = slow_sync  # type: ignore[method-assign]
+    received = int(time.time() * 1000) - 1000
+    first = threading.Thread(target=feed.sync_for_key, args=(received,))
+    first.start()
+    assert entered.wait(5)
+    assert feed.may_sync_key("k2", received)     # the sync under way has not ended yet
+    answers: list[bool] = []
+    second = threading.Thread(target=lambda: answers.append(feed.sync_for_key(received)))
+    second.start()
+    second.join(0.2)
+    assert second.is_alive()                     # waits for the first sync to end
+    release.set()
+    first.join(5)
+    second.join(5)
+    assert answers == [True] and len(syncs) == 1
+    assert not feed.may_sync_key("k2", received)
