@@ -184,7 +184,7 @@ class BatchRunner:
                 if isinstance(signed, Rejected) and signed.unknown_key and \
                         self.feed.may_sync_key(signed.key_id, ts):   # registered just now?
                     await asyncio.get_running_loop().run_in_executor(
-                        None, self.feed.sync_for_key, ts)
+                        None, self.feed.catch_up, ts)
                     signed = pipeline.verify(name, source, msg.key, msg.value, headers, now)
                 out: Outputs | None
                 if isinstance(signed, Rejected):
@@ -194,9 +194,9 @@ class BatchRunner:
                     record, source, out = pipeline.decode(name, source, msg.key, msg.value,
                                                           now)
                 if record is not None:
-                    if pipeline.missing_reference(name, record) and self.feed.may_sync():
-                        await asyncio.get_running_loop().run_in_executor(None, self.feed.sync,
-                                                                         10.0)
+                    if pipeline.missing_reference(name, record) and self.feed.may_sync(ts):
+                        await asyncio.get_running_loop().run_in_executor(
+                            None, self.feed.catch_up, ts)
                     out, key = pipeline.apply(name, record, source, msg.key, msg.value, now,
                                               signed if isinstance(signed, Signed) else None)
                     staged = pipeline.take_touched()   # stage states (the alarm book)

@@ -5,8 +5,12 @@ Every worker reads ALL partitions of the reference topics from the beginning (no
 group, no commits) in a background thread. :meth:`ReferenceFeed.sync` waits until everything
 that was in the topics when it was called has been applied: at start-up (the worker does not
 process before that) and when a record names a sensor or enterprise not yet known (a
-registration published just before its first readings), at most once per
-``min_sync_interval``. Empty reference topics are simply "in sync".
+registration published just before its first readings) or a signing key not yet known:
+:meth:`ReferenceFeed.catch_up`. A catch-up serves every message the broker received before it
+began, so one serves a whole burst; one runs at a time, and a message that arrived before the
+one under way began waits for it rather than going on without it. Unknown keys catch up at
+most 20 times a second, unknown sensors and enterprises once per ``min_sync_interval``.
+Empty reference topics are simply "in sync".
 
 The end offsets are asked of a second consumer, never of the one the feed thread is
 consuming with (a confluent-kafka consumer serves one thread at a time: asking it from the
@@ -58,9 +62,9 @@ class ReferenceFeed:
         self.registry = registry
         self.verifier = verifier
         self._dead: Any = None           # producer of the rejected registrations' dead letters
-        self._key_synced_from_ms = 0     # wall clock: when the last completed key sync began
-        self._last_key_sync = 0.0        # monotonic: when the last key sync ended
-        self._key_sync_lock = threading.Lock()   # one key sync at a time, the others wait
+        self._caught_up_from_ms = 0      # wall clock: when the last completed catch-up began
+        self._last_catch_up = 0.0        # monotonic: when the last catch-up ended
+        self._catch_up_lock = threading.Lock()   # one catch-up at a time, the others wait
         self.reference = reference
         self.metrics = metrics
         self.deserializer = AvroDeserializer(registry, catalog.schemas, millis=True)
@@ -163,35 +167,47 @@ class ReferenceFeed:
             log.exception("reference feed: cannot write the dead letter of %s[%d]@%d",
                           msg.topic(), msg.partition(), msg.offset())
 
-    def may_sync_key(self, key_id: str | None, received_ms: int = 0) -> bool:
-        """A message names a key this worker does not know: could a sync find it? Yes unless
-        a sync that began after the broker received the message (``received_ms``, the input
-        topics' LogAppendTime) has completed: a key registered before the message was on its
-        topic then. So one sync serves every message of a burst, forged key ids included.
-        (Worker and broker clocks are taken to agree, as the lateness rules take them.)"""
-        if key_id is None:
-            return False
-        return not received_ms or received_ms > self._key_synced_from_ms
+    def _served(self, received_ms: int) -> bool:
+        """A catch-up that began after the broker received the message (``received_ms``,
+        the input topics' LogAppendTime) has completed: whatever was registered before the
+        message was on its topic is applied. (Worker and broker clocks are taken to agree, as
+        the lateness rules take them.)"""
+        return bool(received_ms) and received_ms <= self._caught_up_from_ms
 
-    def sync_for_key(self, received_ms: int = 0, timeout: float = 10.0) -> bool:
-        """:meth:`sync` for an unknown key of a message the broker received at
-        ``received_ms``, at most 20 times a second (a later message of a flood of forged key
-        ids waits for the next, it cannot keep the worker syncing). One runs at a time: an
-        agent whose message arrived before a running sync began waits for that one to end
-        instead of syncing again (or, before, of verifying ahead of it)."""
-        with self._key_sync_lock:
-            if received_ms and received_ms <= self._key_synced_from_ms:
+    def may_sync_key(self, key_id: str | None, received_ms: int = 0) -> bool:
+        """A message names a key this worker does not know: could a catch-up find it? Yes
+        unless one that began after the message arrived has completed (forged key ids
+        included: one catch-up serves a whole burst)."""
+        return key_id is not None and not self._served(received_ms)
+
+    def may_sync(self, received_ms: int = 0) -> bool:
+        """A record names a sensor or enterprise this worker does not know: catch up? Not
+        when a completed one began after it arrived, nor within ``min_sync_interval`` of the
+        last sync, unless one is under way (the record then waits for it)."""
+        if self._served(received_ms):
+            return False
+        return self._catch_up_lock.locked() or \
+            time.monotonic() - self._last_sync >= self.min_sync_interval
+
+    def catch_up(self, received_ms: int = 0, timeout: float = 10.0) -> bool:
+        """:meth:`sync` for a message the broker received at ``received_ms`` that names
+        something unknown, at most 20 times a second (a later message of a flood of forged
+        key ids waits for the next, it cannot keep the worker syncing). One runs at a time:
+        a message that arrived before the one under way began waits for it to end and syncs
+        no more (before, it went on ahead of it and its key was not known yet)."""
+        with self._catch_up_lock:
+            if self._served(received_ms):
                 return True
-            wait = self._last_key_sync + 0.05 - time.monotonic()
+            wait = self._last_catch_up + 0.05 - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
             began_ms = int(time.time() * 1000)
             try:
                 synced = self.sync(timeout)
             finally:
-                self._last_key_sync = time.monotonic()
+                self._last_catch_up = time.monotonic()
             if synced:     # a failed sync proves nothing: the next message asks again
-                self._key_synced_from_ms = max(self._key_synced_from_ms, began_ms)
+                self._caught_up_from_ms = max(self._caught_up_from_ms, began_ms)
             return synced
 
     def _behind(self, targets: dict[tuple[str, int], int]) -> int:
@@ -224,9 +240,6 @@ class ReferenceFeed:
         self._last_sync = self.synced_at = time.monotonic()
         self.loaded.set()
         return True
-
-    def may_sync(self) -> bool:
-        return time.monotonic() - self._last_sync >= self.min_sync_interval
 
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
