@@ -7,9 +7,9 @@ one, the identity's login is used (the local stack's admin, ``ebi_admin``). The 
 is refused: it writes, it does not read.
 
 A reader may open one scope database (``<db>_r32``, ``<db>_ops``; see
-:mod:`streams.access.clickhouse_roles`): when the URL's database is not theirs, the
-database is found by asking the server which ones the user may open (18.16 and servers with
-access control list only those). Its ``scope`` table says what the scope holds, and the
+:mod:`streams.access.clickhouse_roles`): when the URL's database is not theirs, it is found
+as :func:`sinks.store.connect_own` finds it (``ebi dead-letters replay`` and ``ebi
+reconcile`` do the same for an operator). Its ``scope`` table says what the scope holds, and the
 commands say so on stderr.
 
 The embedded store (chdb) has no users: whoever opens it reads everything. It is for one
@@ -20,11 +20,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from urllib.parse import urlsplit, urlunsplit
 
 from sinks.clickhouse import Backend, ClickHouseError, StoreBusyError, connect
 from sinks.clickhouse.config import ConfigError, display_url, login_url, parse_url
 from sinks.clickhouse.regions import SCOPE_TABLE
+from sinks.store import NotTheirDatabase, connect_own
 from streams.credentials import CLICKHOUSE_USERS, clickhouse_login
 from streams.settings import Settings
 
@@ -56,7 +56,7 @@ class Reader:
 
 
 class ReaderError(RuntimeError):
-    """The caller cannot read as asked (the sink's login, no database of theirs)."""
+    """The caller cannot read as asked (the sink's login)."""
 
 
 def _sink_users() -> set[str]:
@@ -69,11 +69,6 @@ def _sink_users() -> set[str]:
     except Exception:   # no declaration here (an analyst's machine): the stack's name only
         pass
     return users
-
-
-def _with_database(url: str, database: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, parts.fragment))
 
 
 def _scope_info(backend: Backend) -> ScopeInfo | None:
@@ -97,40 +92,15 @@ def connect_reader(settings: Settings) -> Reader:
         raise ReaderError(f"{user} is the sink's login: queries and reports run as the "
                           "reader who asks (set EBI_CLICKHOUSE_USER and "
                           "EBI_CLICKHOUSE_PASSWORD_FILE; docs/analysts.md)")
-    url = login_url(settings)
-    try:
-        backend = connect(url)
-    except ClickHouseError as exc:
-        # 18.16 drops the connection of a user who may not open the database asked for
-        # (the driver sees EOF); access control says so (291, 497)
-        backend = _own_database(url, config.database, user, exc)
+    backend = connect_own(login_url(settings), user)
     return Reader(backend, user, _scope_info(backend))
-
-
-def _own_database(url: str, asked: str, user: str, error: ClickHouseError) -> Backend:
-    """The one database ``user`` may open, when ``asked`` is not theirs (``error``: what
-    opening ``asked`` raised, raised again if the user cannot log in at all)."""
-    try:
-        probe = connect(_with_database(url, "system"))
-    except ClickHouseError:
-        raise error from None
-    try:
-        names = [str(n) for (n,) in probe.query(
-            "SELECT name FROM system.databases WHERE name != 'system' ORDER BY name").rows]
-    finally:
-        probe.close()
-    if len(names) != 1:
-        have = ", ".join(names) or "none"
-        raise ReaderError(f"{user} may not open database {asked}; databases it may open: "
-                          f"{have} (name one in EBI_CLICKHOUSE_URL)")
-    return connect(_with_database(url, names[0]))
 
 
 def open_reader(settings: Settings, command: str) -> Reader | None:
     """:func:`connect_reader`, or None after printing why not; prints who reads what."""
     try:
         reader = connect_reader(settings)
-    except ReaderError as exc:
+    except (ReaderError, NotTheirDatabase) as exc:
         print(f"ebi {command}: {exc}", file=sys.stderr)
         return None
     except ConfigError as exc:

@@ -77,7 +77,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     except ValueError as exc:
         print(f"ebi dead-letters: bad time: {exc}", file=sys.stderr)
         return 2
-    backend = open_store(settings, "dead-letters")
+    backend = open_store(settings, "dead-letters", own_database=True)
     if backend is None:
         return 1
     try:

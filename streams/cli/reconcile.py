@@ -50,7 +50,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             behind[settings.topic(kind.input.name)] = sum(
                 high - max(stored.get((t, p), low), low)
                 for (t, p), (low, high) in out_marks.items() if t == clean)
-    backend = open_store(settings, "reconcile")
+    backend = open_store(settings, "reconcile", own_database=True)
     if backend is None:
         return 1
     try:

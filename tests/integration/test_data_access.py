@@ -18,10 +18,14 @@ from typing import Any
 
 import pytest
 
+from schemas.catalog import default_catalog
 from sinks.clickhouse import Backend, ClickHouseError, connect
 from sinks.clickhouse.backend import DENIED_CODES
 from sinks.clickhouse.migrations import migrate
 from sinks.clickhouse.regions import drop, existing
+from sinks.reconcile import reconcile
+from sinks.replay import select
+from sinks.store import open_store
 from streams.access.analysts import connect_reader
 from streams.access.clickhouse_roles import data_users, rbac_sql
 from streams.access.declaration import load_declaration
@@ -277,6 +281,30 @@ def test_dead_letter_bytes_are_for_operators_only(secured: Access) -> None:
         assert backend.query("SELECT value FROM readings WHERE metric = 'TEMPERATURE' "
                              "LIMIT 1").scalar() is None
         backend.close()
+
+
+def test_an_operator_replays_and_reconciles_in_their_own_database(
+        secured: Access, capsys: pytest.CaptureFixture[str]) -> None:
+    """The operator may open ``<db>_ops`` only: ``ebi dead-letters replay`` and ``ebi
+    reconcile`` find it as ``ebi query`` does, and their queries run there unchanged."""
+    as_operator = secured.as_user("ebi_operator")
+    for command in ("dead-letters", "reconcile"):
+        backend = open_store(as_operator, command, own_database=True)
+        assert backend is not None and backend.config.database == f"{secured.db}_ops"
+        assert f"ebi {command}: as ebi_operator in {secured.db}_ops" in capsys.readouterr().err
+        backend.close()
+    backend = open_store(as_operator, "dead-letters", own_database=True)
+    assert backend is not None
+    rows = select(backend, ["it.telemetry"])
+    assert [(r.source_offset, r.value) for r in rows if r.source_offset == 900005] == \
+        [(900005, b"\x00\x00\x00\x00\x01\x02")]
+    kind = default_catalog().of_input("telemetry")
+    checks = reconcile(backend, {("it.telemetry", 0): (900_000, 900_002)},
+                       {"it.telemetry": kind})
+    assert [(c.enriched, c.readings_found) for c in checks] == [(2, 16)]
+    backend.close()
+    # without the fallback the base database stays closed to the operator
+    assert open_store(as_operator, "reconcile") is None
 
 
 def test_the_sink_writes_but_cannot_read_analyst_views_or_change_tables(
