@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from streams.localtime import local_time, span
 from streams.policy import Policy
 from streams.policy.incidents import REPORTING_LEVELS, REPORTING_RANK
-from streams.processors.common import Outputs, make_alert
+from streams.processors.common import CANARY_PREFIX, Outputs, make_alert
 from streams.processors.incidents.deadlines import Deadlines, ms
 from streams.processors.incidents.grading import dead_missing
 from streams.processors.incidents.state import IncidentState, complete, mark
@@ -56,13 +56,15 @@ def overdue_from(state: IncidentState) -> int | None:
 
 class IncidentBook:
     """Per incident key: (open, overdue_from), for the gauges. Kept in memory by the
-    processor (each report) and the clock (each tick); not state: rebuilt as keys are seen."""
+    processor (each report) and the clock (each tick); not state: rebuilt as keys are seen.
+    The canary's incidents are left out (its late report would keep ``ebi_reports_overdue``
+    above 0, and the ReportsOverdue alert firing, after every canary run)."""
 
     def __init__(self) -> None:
         self.entries: dict[bytes, tuple[bool, int | None]] = {}
 
     def note(self, key: bytes, state: IncidentState | None) -> None:
-        if state is None:
+        if state is None or key.startswith(CANARY_PREFIX.encode()):
             self.entries.pop(key, None)
         else:
             self.entries[key] = (not ended(state), overdue_from(state))

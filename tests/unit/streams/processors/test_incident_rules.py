@@ -435,6 +435,18 @@ def test_the_tick_expires_ended_incidents_past_the_horizon(ctx: ProcessorContext
     assert b"open" in store.data                          # an open incident never expires
 
 
+def test_the_canarys_incidents_are_not_in_the_gauges(ctx: ProcessorContext) -> None:
+    proc, clock = IncidentProcessor(ctx), IncidentClock(ctx)
+    store = DictStore()
+    for n, incident in enumerate(("canary-run7-inc-1", "inc-real")):
+        rep = report(f"{incident}-0", "INITIAL", incident=incident, reported=T0)
+        _, state = proc.process(rep, Source("ebi.incidents", 0, n, 3, T0, LOG_APPEND_TIME),
+                                b"", b"", None, T0)
+        store.put(incident.encode(), state)
+    clock.tick(store, T0 + 30 * D, lambda p: True)
+    assert value_of(ctx.metrics.open_incidents) == 1 and value_of(ctx.metrics.reports_overdue) == 1
+
+
 class _DueOnly(DictStore):
     """A store offering the tick only some keys (the worker's due index)."""
 
