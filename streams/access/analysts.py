@@ -9,8 +9,8 @@ is refused: it writes, it does not read.
 A reader may open one scope database (``<db>_r32``, ``<db>_ops``; see
 :mod:`streams.access.clickhouse_roles`): when the URL's database is not theirs, it is found
 as :func:`sinks.store.connect_own` finds it (``ebi dead-letters replay`` and ``ebi
-reconcile`` do the same for an operator). Its ``scope`` table says what the scope holds, and the
-commands say so on stderr.
+reconcile`` do the same for an operator). Its ``scope`` table says what the scope holds,
+and the commands say so on stderr.
 
 The embedded store (chdb) has no users: whoever opens it reads everything. It is for one
 person on one machine; :data:`EMBEDDED_NOTE` says so.
