@@ -194,7 +194,7 @@ class ReferenceFeed:
         something unknown, at most 20 times a second (a later message of a flood of forged
         key ids waits for the next, it cannot keep the worker syncing). One runs at a time:
         a message that arrived before the one under way began waits for it to end and syncs
-        no more (before, it went on ahead of it and its key was not known yet)."""
+        no more."""
         with self._catch_up_lock:
             if self._served(received_ms):
                 return True
